@@ -1,0 +1,38 @@
+// Coalition plans: which contiguous windows (or random subsets) of a response's
+// segments are evaluated. Windows are half-open [start, end); the empty coalition
+// is (0, 0). Twins: reference.py contiguous_coalitions / sample_coalitions /
+// sample_subset_coalitions / coalition_plan.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ospo {
+
+struct Window {
+  int32_t start;
+  int32_t end;
+};
+
+// Spec §4 order: empty, widths ascending left to right, then the full set when it
+// is not already a window.
+std::vector<Window> contiguous_coalitions(int64_t n_segments, int64_t w_max, bool include_empty, bool include_full);
+
+// Keeps empty and full and draws max_coalitions - 2 of the rest without replacement
+// (partial Fisher-Yates on SplitMix64(seed, stream)); kept rows stay in order.
+std::vector<Window> sample_coalitions(int64_t n_segments, int64_t w_max, int64_t max_coalitions, uint64_t seed,
+                                      uint64_t stream);
+
+// Non-contiguous ablation: bool rows [K, n] flattened; row 0 empty, last row full.
+std::vector<uint8_t> sample_subset_coalitions(int64_t n_segments, int64_t max_coalitions, uint64_t seed,
+                                              uint64_t stream);
+
+// A whole step in CSR: response b uses sample_coalitions(..., stream = b).
+struct CoalitionPlan {
+  std::vector<int64_t> offsets;  // [B+1]
+  std::vector<Window> windows;   // [K]
+};
+CoalitionPlan coalition_plan(const int64_t* n_segments /*[B]*/, int64_t n_responses, int64_t w_max,
+                             int64_t max_coalitions, uint64_t seed);
+
+}  // namespace ospo

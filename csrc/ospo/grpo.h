@@ -1,0 +1,13 @@
+// GRPO group-relative advantages (spec §7). Twin: reference.py group_advantages.
+#pragma once
+
+#include <cstdint>
+
+namespace ospo {
+
+// rewards [B] in consecutive groups of group_size; the std is unbiased (as torch.std).
+// scale_by_std = false gives Dr. GRPO's centred rewards.
+void group_advantages(const double* rewards /*[B]*/, int64_t n_rewards, int64_t group_size, double eps,
+                      bool scale_by_std, double* out /*[B]*/);
+
+}  // namespace ospo

@@ -1,0 +1,48 @@
+// Retrieval NDCG (spec §2) on the CPU. Ranking everywhere: score descending, then the
+// lower catalog row first (math.h ranks_before). Twins: reference.py ndcg_at_k,
+// pool_ndcg, pool_ndcg_dense.
+#pragma once
+
+#include <cstdint>
+
+#include "ospo/math.h"
+
+namespace ospo {
+
+// NDCG@k of each row of scores [Q, N] against relevance [Q, N].
+void ndcg_at_k(const double* scores /*[Q, N]*/, const double* relevance /*[Q, N]*/, int64_t n_queries, int64_t n_items,
+               int64_t k, Gain gain, double* out /*[Q]*/);
+
+// A query's candidate pool sorted into ranking order, plus counts of how many
+// catalog rows rank before each pool item. Built once per step, then fed corpus
+// score tiles, so the [C, N] score matrix never exists.
+//   sorted_items  [C, P] catalog rows in ranking order; -1 padding at the end
+//   sorted_scores [C, P] their scores
+//   sorted_gains  [C, P] their gains
+//   beaten_from   [C, P + 1] histogram: corpus rows first beating position j
+struct PoolRanking {
+  int64_t n_queries = 0, pool_size = 0;
+  double* sorted_scores = nullptr;
+  int64_t* sorted_items = nullptr;
+  double* sorted_gains = nullptr;
+  int64_t* n_valid = nullptr;      // [C]
+  int64_t* beaten_from = nullptr;  // [C, P + 1]
+};
+
+// Fills the sorted arrays of `ranking` from unsorted pools: pool_scores [C, P],
+// pool_items [C, P] (-1 padding), pool_relevance [C, P]; zeroes the histogram.
+void pool_ranking_init(const double* pool_scores, const int64_t* pool_items, const double* pool_relevance, Gain gain,
+                       PoolRanking& ranking);
+
+// Adds one tile of corpus scores: tile_scores [C, L] (row stride `row_stride`) for
+// catalog rows [tile_start, tile_start + L).
+void pool_ranking_add_tile(const float* tile_scores, int64_t tile_length, int64_t row_stride, int64_t tile_start,
+                           PoolRanking& ranking);
+void pool_ranking_add_tile(const double* tile_scores, int64_t tile_length, int64_t row_stride, int64_t tile_start,
+                           PoolRanking& ranking);
+
+// NDCG@pool of every query once all tiles are in: pool items with fewer than k rows
+// before them are kept, in ranking order; IDCG from the pool's gains cut at k.
+void pool_ranking_ndcg(const PoolRanking& ranking, int64_t k, double* out /*[C]*/);
+
+}  // namespace ospo

@@ -1,0 +1,130 @@
+"""From segment credit to per-token advantages (spec §6).
+
+Native twin: ``csrc/ospo/credit.cpp``; plain twin: :mod:`ospo_fast.reference`.
+Every redistribution keeps the sequence mean: ``mean(A) == Â`` in every mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ospo_fast import reference
+from ospo_fast._arrays import as_bool, as_float, as_int
+from ospo_fast._native import core
+from ospo_fast.reference import RedistributionMode
+
+
+def token_credit(segment_spans: Any, token_offsets: Any, phi: Any) -> np.ndarray:
+    """Character-overlap projection ``Wᵀφ`` of spec §6.1; float64 ``[T]``.
+
+    ``segment_spans [n, 2]`` and ``token_offsets [T, 2]`` are half-open char spans in
+    the same text; each token's credit is the overlap-weighted mean of the ``phi [n]``
+    of the segments it touches, 0 when it touches none.
+    """
+    spans = as_int("segment_spans", segment_spans).reshape(-1, 2)
+    offsets = as_int("token_offsets", token_offsets).reshape(-1, 2)
+    values = as_float("phi", phi).reshape(-1)
+    if core is None:
+        return reference.token_credit(spans, offsets, values)
+    return core.token_credit(spans, offsets, values)
+
+
+def redistribute(
+    credit: Any,
+    advantage: float,
+    mode: RedistributionMode = "prop",
+    *,
+    answer_mask: Any | None = None,
+    alpha: float = 0.7,
+) -> np.ndarray:
+    """Token advantages of one response (spec §6.2–6.4); float64 ``[T]``.
+
+    Min-max the answer tokens' credit, weight them by prop / rank / hybrid and give
+    them ``T_ans · p_t · Â``; tokens outside ``answer_mask`` get ``Â``. RANK gives the
+    highest credit the highest weight, ties sharing the average rank.
+    """
+    c = as_float("credit", credit).reshape(-1)
+    mask = None if answer_mask is None else as_bool("answer_mask", answer_mask)
+    if core is None:
+        return reference.redistribute(c, float(advantage), mode, answer_mask=mask, alpha=alpha)
+    return core.redistribute(c, float(advantage), mode, mask, float(alpha))
+
+
+def redistribute_batch(
+    credit: Any,
+    advantages: Any,
+    mode: RedistributionMode = "prop",
+    *,
+    token_mask: Any,
+    answer_mask: Any | None = None,
+    alpha: float = 0.7,
+) -> np.ndarray:
+    """:func:`redistribute` for every row of ``credit [B, T]``; padding gets 0.
+
+    Row b runs over its positions with ``token_mask`` set, with ``advantages[b]``;
+    ``answer_mask`` defaults to ``token_mask``.
+    """
+    c = as_float("credit", credit)
+    adv = as_float("advantages", advantages)
+    tokens = as_bool("token_mask", token_mask)
+    answers = tokens if answer_mask is None else as_bool("answer_mask", answer_mask)
+    if core is None:
+        return reference.redistribute_batch(c, adv, mode, token_mask=tokens, answer_mask=answers, alpha=alpha)
+    return core.redistribute_batch(c, adv, mode, tokens, answers, float(alpha))
+
+
+def token_credit_batch(
+    segment_spans: Any, phi_offsets: Any, phi: Any, token_offsets: Any, token_mask: Any
+) -> np.ndarray:
+    """:func:`token_credit` per row; spans and ``phi`` are CSR by ``phi_offsets [B+1]``.
+
+    ``token_offsets [B, T, 2]``; padding (``token_mask [B, T]`` false) gets 0.
+    """
+    spans = as_int("segment_spans", segment_spans).reshape(-1, 2)
+    offsets = as_int("phi_offsets", phi_offsets)
+    values = as_float("phi", phi)
+    tokens = as_int("token_offsets", token_offsets)
+    mask = as_bool("token_mask", token_mask)
+    if core is None:
+        return reference.token_credit_batch(spans, offsets, values, tokens, mask)
+    return core.token_credit_batch(spans, offsets, values, tokens, mask)
+
+
+def token_advantages_batch(
+    n_segments: Any,
+    coalition_offsets: Any,
+    coalitions: Any,
+    values: Any,
+    segment_spans: Any,
+    token_offsets: Any,
+    token_mask: Any,
+    answer_mask: Any,
+    advantages: Any,
+    mode: RedistributionMode = "prop",
+    *,
+    alpha: float = 0.7,
+    invert_negative: bool = False,
+) -> np.ndarray:
+    """One RL step's OSPO advantages from coalition values, in one call; float64 ``[B, T]``.
+
+    Owen values (:func:`ospo_fast.owen_values_batch`) → token credit
+    (:func:`token_credit_batch`) → :func:`redistribute_batch`. A response with at
+    most one segment gets uniform weights. ``invert_negative`` negates the credit of
+    rows with ``Â < 0`` (the open question of spec §10).
+    """
+    args = (
+        as_int("n_segments", n_segments),
+        as_int("coalition_offsets", coalition_offsets),
+        as_int("coalitions", coalitions, np.int32),
+        as_float("values", values),
+        as_int("segment_spans", segment_spans).reshape(-1, 2),
+        as_int("token_offsets", token_offsets),
+        as_bool("token_mask", token_mask),
+        as_bool("answer_mask", answer_mask),
+        as_float("advantages", advantages),
+    )
+    if core is None:
+        return reference.token_advantages_batch(*args, mode, alpha=alpha, invert_negative=invert_negative)
+    return core.token_advantages_batch(*args, mode, float(alpha), bool(invert_negative))

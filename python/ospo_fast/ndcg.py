@@ -1,0 +1,142 @@
+"""Retrieval NDCG (spec §2): NDCG@k, and NDCG@pool with the global top-k rule.
+
+Native twin: ``csrc/ospo/ndcg.cpp``; plain twin: :mod:`ospo_fast.reference`.
+Ranking everywhere: score descending, then the lower catalog row first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ospo_fast import reference
+from ospo_fast._arrays import as_count, as_float, as_float32, as_int
+from ospo_fast._native import core
+from ospo_fast.reference import GainMode
+
+# Bytes of float32 corpus scores one tile may hold ([C, L] at a time).
+_TILE_BYTES = 64 << 20
+# Queries scored together; a larger batch is split so tiles stay within _TILE_BYTES.
+_MAX_QUERIES_PER_PASS = 16384
+
+
+def _check_k(k: int) -> int:
+    k = as_count("k", k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return k
+
+
+def _as_scores(name: str, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    return np.ascontiguousarray(array) if array.dtype in (np.float32, np.float64) else as_float(name, array)
+
+
+def ndcg_at_k(scores: Any, relevance: Any, k: int, gain: GainMode = "linear") -> np.ndarray:
+    """NDCG@k per row of ``scores [Q, N]`` against ``relevance [Q, N]``; float64 ``[Q]``.
+
+    IDCG comes from the relevance sorted descending and cut at k; IDCG 0 gives 0.
+    ``gain="exp"`` uses ``2**rel - 1``.
+    """
+    s = as_float("scores", scores)
+    rel = as_float("relevance", relevance)
+    k = _check_k(k)
+    if core is None:
+        return reference.ndcg_at_k(s, rel, k, gain)
+    return core.ndcg_at_k(s, rel, k, gain)
+
+
+def _gather_pool_scores(scores: np.ndarray, pool_items: np.ndarray) -> np.ndarray:
+    """float64 ``[Q, P]`` scores of the pool items.
+
+    Padding and out-of-range rows read a clipped row here; the core rejects them.
+    """
+    if scores.shape[1] == 0:
+        return np.zeros(pool_items.shape, dtype=np.float64)
+    safe = np.clip(pool_items, 0, scores.shape[1] - 1)
+    return np.take_along_axis(scores, safe, axis=1).astype(np.float64)
+
+
+def pool_ndcg(
+    scores: Any, pool_items: Any, pool_relevance: Any, k: int, gain: GainMode = "linear"
+) -> np.ndarray:
+    """Spec §2 NDCG@pool from full score rows ``scores [Q, N]``; float64 ``[Q]``.
+
+    ``pool_items [Q, P]`` are unique catalog rows (-1 = padding) with
+    ``pool_relevance [Q, P]``. Pool items ranked below the global top-k are dropped;
+    the rest keep their ranked order; IDCG is the pool's ideal order cut at k.
+    """
+    s = _as_scores("scores", scores)
+    items = as_int("pool_items", pool_items)
+    rel = as_float("pool_relevance", pool_relevance)
+    k = _check_k(k)
+    if s.ndim != 2 or items.ndim != 2 or items.shape[0] != s.shape[0]:
+        raise ValueError(f"scores must be [Q, N] and pool_items [Q, P], got {s.shape} and {items.shape}")
+    if core is None:
+        return reference.pool_ndcg(s, items, rel, k, gain)
+    ranking = core.PoolRanking(_gather_pool_scores(s, items), items, rel, gain, s.shape[1])
+    ranking.add_tile(s, 0)
+    return ranking.ndcg(k)
+
+
+def _pool_scores_dense(queries: np.ndarray, corpus: np.ndarray, pools: np.ndarray, query_pool: np.ndarray) -> np.ndarray:
+    """float64 ``[C, P]``: each query against its own pool, one matmul per distinct pool."""
+    out = np.zeros((len(queries), pools.shape[1]), dtype=np.float64)
+    for pool in np.unique(query_pool):
+        rows = np.flatnonzero(query_pool == pool)
+        items = pools[pool]
+        out[rows] = queries[rows] @ corpus[np.clip(items, 0, max(len(corpus) - 1, 0))].T
+    return out
+
+
+def pool_ndcg_dense(
+    queries: Any,
+    corpus: Any,
+    pool_items: Any,
+    pool_relevance: Any,
+    query_pool: Any,
+    k: int,
+    gain: GainMode = "linear",
+) -> np.ndarray:
+    """Fused NDCG@pool for inner-product retrieval, without the ``[C, N]`` score matrix.
+
+    ``queries [C, d]`` and ``corpus [N, d]`` (float32); query c is judged on pool row
+    ``query_pool[c]`` of ``pool_items [S, P]`` / ``pool_relevance [S, P]``. Pool items are
+    scored first; the corpus then streams through in tiles (a BLAS matmul each) while
+    the core counts, per pool item, the catalog rows that rank before it. State is
+    ``O(C · P)``. Returns float64 ``[C]``.
+    """
+    q = as_float32("queries", queries)
+    x = as_float32("corpus", corpus)
+    pools = as_int("pool_items", pool_items)
+    rel = as_float("pool_relevance", pool_relevance)
+    owner = as_int("query_pool", query_pool).reshape(-1)
+    k = _check_k(k)
+    if q.ndim != 2 or x.ndim != 2 or q.shape[1] != x.shape[1]:
+        raise ValueError(f"queries [C, d] and corpus [N, d] must share d, got {q.shape} and {x.shape}")
+    if pools.ndim != 2 or rel.shape != pools.shape:
+        raise ValueError(f"pool_items and pool_relevance must both be [S, P], got {pools.shape} and {rel.shape}")
+    if owner.shape[0] != q.shape[0]:
+        raise ValueError(f"query_pool must have one entry per query ({q.shape[0]}), got {owner.shape[0]}")
+    if owner.size and (owner.min() < 0 or owner.max() >= pools.shape[0]):
+        raise ValueError(f"query_pool entries must be in [0, {pools.shape[0]}), got [{owner.min()}, {owner.max()}]")
+    if core is None:
+        return reference.pool_ndcg_dense(q, x, pools, rel, owner, k, gain)
+    out = np.zeros(q.shape[0], dtype=np.float64)
+    for start in range(0, q.shape[0], _MAX_QUERIES_PER_PASS):
+        block = slice(start, start + _MAX_QUERIES_PER_PASS)
+        out[block] = _pool_ndcg_dense_pass(q[block], x, pools, rel, owner[block], k, gain)
+    return out
+
+
+def _pool_ndcg_dense_pass(
+    queries: np.ndarray, corpus: np.ndarray, pools: np.ndarray, relevance: np.ndarray, owner: np.ndarray, k: int, gain: str
+) -> np.ndarray:
+    ranking = core.PoolRanking(
+        _pool_scores_dense(queries, corpus, pools, owner), pools[owner], relevance[owner], gain, corpus.shape[0]
+    )
+    tile = max(1024, _TILE_BYTES // (4 * max(1, len(queries))))
+    for start in range(0, corpus.shape[0], tile):
+        ranking.add_tile(queries @ corpus[start : start + tile].T, start)  # [C, L] float32
+    return ranking.ndcg(k)
