@@ -1,0 +1,115 @@
+"""Shared benchmark plumbing: repeated timings with percentiles, machine facts, result files.
+
+Every benchmark prints ratios against a baseline measured in the same run; this
+module only times and records. Timings are noisy on shared machines: quote p50.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of one measured callable over its repeats."""
+
+    name: str
+    repeats: int
+    p20: float
+    p50: float
+    p80: float
+
+
+def measure(name: str, fn: Callable[[], Any], *, repeats: int, warmup: int = 1) -> tuple[Timing, Any]:
+    """Runs ``fn`` warmup + repeats times; returns the timing and the last result."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        seconds.append(time.perf_counter() - start)
+    p20, p50, p80 = np.percentile(seconds, [20, 50, 80])
+    return Timing(name, repeats, float(p20), float(p50), float(p80)), result
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine_facts() -> dict[str, Any]:
+    """What a reader needs to compare runs: CPU, cores, versions, commit."""
+    versions = {}
+    for package in ("ospo_fast", "numpy", "torch", "faiss-cpu", "sentence-transformers", "onnxruntime", "triton"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.uname().processor,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "gpu": gpu,
+        "git_commit": git_commit(),
+        "versions": versions,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_results(name: str, rows: list[dict[str, Any]], extra: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """``<out_dir>/<name>.json`` (machine facts + rows) and ``<name>.csv`` (rows)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = out_dir / f"{name}.json", out_dir / f"{name}.csv"
+    json_path.write_text(json.dumps({"machine": machine_facts(), **extra, "rows": rows}, indent=2))
+    columns = sorted({key for row in rows for key in row})
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return json_path, csv_path
+
+
+def timing_row(timing: Timing, baseline: Timing, **fields: Any) -> dict[str, Any]:
+    """A result row with the speedup of ``timing`` over ``baseline`` (both p50)."""
+    return {**asdict(timing), "speedup_vs_baseline": baseline.p50 / timing.p50, **fields}
+
+
+def print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        print("  ".join(_fmt(row.get(c)).ljust(w) for c, w in zip(columns, widths)))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

@@ -1,0 +1,101 @@
+"""Type stub of the compiled core (csrc/bindings). Arrays must already have the exact
+dtype shown; the Python wrappers in ospo_fast convert and the bindings check."""
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+with_cuda: bool
+
+def num_threads() -> int: ...
+def set_num_threads(n_threads: int) -> None: ...
+
+# coalitions
+def contiguous_coalitions(
+    n_segments: int, w_max: int, include_empty: bool, include_full: bool
+) -> npt.NDArray[np.int32]: ...
+def sample_coalitions(
+    n_segments: int, w_max: int, max_coalitions: int, seed: int, stream: int
+) -> npt.NDArray[np.int32]: ...
+def sample_subset_coalitions(
+    n_segments: int, max_coalitions: int, seed: int, stream: int
+) -> npt.NDArray[np.bool_]: ...
+def coalition_plan(
+    n_segments: npt.NDArray[np.int64], w_max: int, max_coalitions: int, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...
+
+# Owen / Shapley
+def owen_values(
+    n_segments: int, coalitions: npt.NDArray[np.int32] | npt.NDArray[np.bool_], values: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]: ...
+def owen_values_batch(
+    n_segments: npt.NDArray[np.int64],
+    coalition_offsets: npt.NDArray[np.int64],
+    coalitions: npt.NDArray[np.int32],
+    values: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]: ...
+def exact_shapley(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+
+# credit and advantages
+def token_credit(
+    segment_spans: npt.NDArray[np.int64], token_offsets: npt.NDArray[np.int64], phi: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]: ...
+def redistribute(
+    credit: npt.NDArray[np.float64],
+    advantage: float,
+    mode: Literal["prop", "rank", "hybrid"],
+    answer_mask: npt.NDArray[np.bool_] | None,
+    alpha: float,
+) -> npt.NDArray[np.float64]: ...
+def redistribute_batch(
+    credit: npt.NDArray[np.float64],
+    advantages: npt.NDArray[np.float64],
+    mode: Literal["prop", "rank", "hybrid"],
+    token_mask: npt.NDArray[np.bool_],
+    answer_mask: npt.NDArray[np.bool_],
+    alpha: float,
+) -> npt.NDArray[np.float64]: ...
+def token_credit_batch(
+    segment_spans: npt.NDArray[np.int64],
+    phi_offsets: npt.NDArray[np.int64],
+    phi: npt.NDArray[np.float64],
+    token_offsets: npt.NDArray[np.int64],
+    token_mask: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.float64]: ...
+def token_advantages_batch(
+    n_segments: npt.NDArray[np.int64],
+    coalition_offsets: npt.NDArray[np.int64],
+    coalitions: npt.NDArray[np.int32],
+    values: npt.NDArray[np.float64],
+    segment_spans: npt.NDArray[np.int64],
+    token_offsets: npt.NDArray[np.int64],
+    token_mask: npt.NDArray[np.bool_],
+    answer_mask: npt.NDArray[np.bool_],
+    advantages: npt.NDArray[np.float64],
+    mode: Literal["prop", "rank", "hybrid"],
+    alpha: float,
+    invert_negative: bool,
+) -> npt.NDArray[np.float64]: ...
+def group_advantages(
+    rewards: npt.NDArray[np.float64], group_size: int, eps: float, scale: Literal["std", "none"]
+) -> npt.NDArray[np.float64]: ...
+
+# NDCG
+def ndcg_at_k(
+    scores: npt.NDArray[np.float64], relevance: npt.NDArray[np.float64], k: int, gain: Literal["linear", "exp"]
+) -> npt.NDArray[np.float64]: ...
+
+class PoolRanking:
+    """Pool ranks accumulated over corpus score tiles (spec §2 NDCG@pool without [C, N])."""
+
+    def __init__(
+        self,
+        pool_scores: npt.NDArray[np.float64],
+        pool_items: npt.NDArray[np.int64],
+        pool_relevance: npt.NDArray[np.float64],
+        gain: Literal["linear", "exp"],
+        n_items: int,
+    ) -> None: ...
+    def add_tile(self, tile_scores: npt.NDArray[np.float32] | npt.NDArray[np.float64], tile_start: int) -> None: ...
+    def ndcg(self, k: int) -> npt.NDArray[np.float64]: ...
