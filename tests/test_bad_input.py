@@ -149,7 +149,7 @@ def test_fuzzed_bindings_raise_clean_errors(a, b, c, d, n) -> None:
         lambda: core.group_advantages(a, n, 1e-4, "std"),
         lambda: core.ndcg_at_k(a, b, max(n, 1), "linear"),
         lambda: core.coalition_plan(a, 2, 5, 0),
-        lambda: core.PoolRanking(a, b, c, "linear", max(n, 0)),
+        lambda: core.PoolRanking(a, b, c, "linear", max(n, 0), max(n, 1)),
         lambda: core.token_advantages_batch(a, b, c, d, a, b, c, d, a, "prop", 0.7, False),
     ]
     for call in calls:

@@ -32,12 +32,13 @@ void require_pool_items(const py::array_t<int64_t, py::array::c_style>& pool_ite
 class PoolRankingState {
  public:
   PoolRankingState(const py::array& pool_scores_in, const py::array& pool_items_in, const py::array& relevance_in,
-                   const std::string& gain, int64_t n_items) {
+                   const std::string& gain, int64_t n_items, int64_t k) {
     const auto pool_scores = require<double>(pool_scores_in, "pool_scores", {-1, -1});
     const int64_t C = pool_scores.shape(0), P = pool_scores.shape(1);
     const auto pool_items = require<int64_t>(pool_items_in, "pool_items", {C, P});
     const auto relevance = require<double>(relevance_in, "pool_relevance", {C, P});
     require_non_negative(n_items, "n_items");
+    require_positive(k, "k");
     require_finite(pool_scores, "pool_scores");
     require_finite(relevance, "pool_relevance");
     require_pool_items(pool_items, n_items);
@@ -46,8 +47,10 @@ class PoolRankingState {
     items_.resize(C * P);
     gains_.resize(C * P);
     n_valid_.resize(C);
+    n_alive_.resize(C);
     beaten_from_.resize(C * (P + 1));
-    ranking_ = {C, P, scores_.data(), items_.data(), gains_.data(), n_valid_.data(), beaten_from_.data()};
+    ranking_ = {C,           P,           k, scores_.data(), items_.data(), gains_.data(), n_valid_.data(),
+                n_alive_.data(), beaten_from_.data()};
     py::gil_scoped_release release;
     ospo::pool_ranking_init(pool_scores.data(), pool_items.data(), relevance.data(), parse_gain(gain), ranking_);
   }
@@ -72,18 +75,17 @@ class PoolRankingState {
     }
   }
 
-  py::array_t<double> ndcg(int64_t k) const {
-    require_positive(k, "k");
+  py::array_t<double> ndcg() const {
     py::array_t<double> out(ranking_.n_queries);
     py::gil_scoped_release release;
-    ospo::pool_ranking_ndcg(ranking_, k, out.mutable_data());
+    ospo::pool_ranking_ndcg(ranking_, out.mutable_data());
     return out;
   }
 
  private:
   int64_t n_items_ = 0;
   std::vector<double> scores_, gains_;
-  std::vector<int64_t> items_, n_valid_, beaten_from_;
+  std::vector<int64_t> items_, n_valid_, n_alive_, beaten_from_;
   ospo::PoolRanking ranking_;
 };
 
@@ -111,11 +113,11 @@ void bind_ndcg(py::module_& m) {
 
   py::class_<PoolRankingState>(m, "PoolRanking",
                                "Pool ranks accumulated over corpus score tiles (spec §2 NDCG@pool without [C, N]).")
-      .def(py::init<const py::array&, const py::array&, const py::array&, const std::string&, int64_t>(),
+      .def(py::init<const py::array&, const py::array&, const py::array&, const std::string&, int64_t, int64_t>(),
            py::arg("pool_scores"), py::arg("pool_items"), py::arg("pool_relevance"), py::arg("gain"),
-           py::arg("n_items"))
+           py::arg("n_items"), py::arg("k"))
       .def("add_tile", &PoolRankingState::add_tile, py::arg("tile_scores"), py::arg("tile_start"))
-      .def("ndcg", &PoolRankingState::ndcg, py::arg("k"));
+      .def("ndcg", &PoolRankingState::ndcg);
 }
 
 }  // namespace ospo_bindings

@@ -61,6 +61,7 @@ void pool_ranking_init(const double* pool_scores, const int64_t* pool_items, con
         ranking.sorted_gains[c * P + j] = real ? gain_value(pool_relevance[c * P + order[j]], gain) : 0.0;
       }
       ranking.n_valid[c] = n_valid;
+      ranking.n_alive[c] = n_valid;
       std::fill(ranking.beaten_from + c * (P + 1), ranking.beaten_from + (c + 1) * (P + 1), int64_t(0));
     }
   });
@@ -71,8 +72,8 @@ namespace {
 // First sorted position j that catalog row `item` with `score` ranks before:
 // every position from there on is beaten by it (sorted order = ranking order).
 inline int64_t first_beaten(double score, int64_t item, const double* sorted_scores, const int64_t* sorted_items,
-                            int64_t n_valid) {
-  int64_t lo = 0, hi = n_valid;
+                            int64_t n_searched) {
+  int64_t lo = 0, hi = n_searched;
   while (lo < hi) {
     const int64_t mid = (lo + hi) / 2;
     if (ranks_before(score, item, sorted_scores[mid], sorted_items[mid]))
@@ -83,37 +84,50 @@ inline int64_t first_beaten(double score, int64_t item, const double* sorted_sco
   return lo;
 }
 
+// Columns scanned between updates of the live prefix.
+constexpr int64_t kBlock = 256;
+
+// Shrinks n_alive to the pool items that still have fewer than k rows before them.
+int64_t live_prefix(const int64_t* beaten_from, int64_t n_alive, int64_t k) {
+  int64_t rows_before = 0;
+  for (int64_t j = 0; j < n_alive; ++j) {
+    rows_before += beaten_from[j];
+    if (rows_before >= k) return j;
+  }
+  return n_alive;
+}
+
 template <typename T>
 void add_tile(const T* tile_scores, int64_t tile_length, int64_t row_stride, int64_t tile_start, PoolRanking& ranking) {
   const int64_t P = ranking.pool_size;
   parallel_for(ranking.n_queries, 8, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       const int64_t n_valid = ranking.n_valid[c];
-      if (n_valid == 0) continue;
       const T* row = tile_scores + c * row_stride;
       const double* sorted_scores = ranking.sorted_scores + c * P;
       const int64_t* sorted_items = ranking.sorted_items + c * P;
       int64_t* beaten_from = ranking.beaten_from + c * (P + 1);
-      const double lowest = sorted_scores[n_valid - 1];
-      for (int64_t l = 0; l < tile_length; ++l) {
-        const double score = double(row[l]);
-        if (score < lowest) continue;  // ranks before no pool item
-        ++beaten_from[first_beaten(score, tile_start + l, sorted_scores, sorted_items, n_valid)];
-      }
-      // A pool item is scored twice (gathered, and again in its tile) and the two may
-      // differ in the last bit. As a corpus row it must beat exactly the positions
-      // after its own, never itself, so its tile contribution is moved there.
-      for (int64_t j = 0; j < n_valid; ++j) {
-        const int64_t item = sorted_items[j];
-        if (item < tile_start || item >= tile_start + tile_length) continue;
-        const double own_score = double(row[item - tile_start]);
-        if (own_score < lowest) {
-          ++beaten_from[j + 1];
-          continue;
+      int64_t& n_alive = ranking.n_alive[c];
+      for (int64_t block = 0; block < tile_length && n_alive > 0; block += kBlock) {
+        const int64_t block_end = std::min(tile_length, block + kBlock);
+        const double threshold = sorted_scores[n_alive - 1];
+        for (int64_t l = block; l < block_end; ++l) {
+          const double score = double(row[l]);
+          if (score < threshold) continue;  // ranks before no live pool item
+          ++beaten_from[first_beaten(score, tile_start + l, sorted_scores, sorted_items, n_alive)];
         }
-        const int64_t from = first_beaten(own_score, item, sorted_scores, sorted_items, n_valid);
-        --beaten_from[from];
-        ++beaten_from[j + 1];
+        // A pool item is scored twice (gathered, and again in its tile) and the two
+        // may differ in the last bit. As a corpus row it must beat exactly the
+        // positions after its own, never itself, so its contribution moves there.
+        for (int64_t j = 0; j < n_valid; ++j) {
+          const int64_t column = sorted_items[j] - tile_start;
+          if (column < block || column >= block_end) continue;
+          const double own_score = double(row[column]);
+          if (own_score >= threshold)
+            --beaten_from[first_beaten(own_score, sorted_items[j], sorted_scores, sorted_items, n_alive)];
+          ++beaten_from[j + 1];
+        }
+        n_alive = live_prefix(beaten_from, n_alive, ranking.k);
       }
     }
   });
@@ -131,7 +145,8 @@ void pool_ranking_add_tile(const double* tile_scores, int64_t tile_length, int64
   add_tile(tile_scores, tile_length, row_stride, tile_start, ranking);
 }
 
-void pool_ranking_ndcg(const PoolRanking& ranking, int64_t k, double* out) {
+void pool_ranking_ndcg(const PoolRanking& ranking, double* out) {
+  const int64_t k = ranking.k;
   const int64_t P = ranking.pool_size;
   parallel_for(ranking.n_queries, 256, [&](int64_t begin, int64_t end) {
     std::vector<double> gains;

@@ -19,14 +19,19 @@ void ndcg_at_k(const double* scores /*[Q, N]*/, const double* relevance /*[Q, N]
 //   sorted_items  [C, P] catalog rows in ranking order; -1 padding at the end
 //   sorted_scores [C, P] their scores
 //   sorted_gains  [C, P] their gains
-//   beaten_from   [C, P + 1] histogram: corpus rows first beating position j
+//   n_valid       [C]    real pool items
+//   n_alive       [C]    leading pool items with fewer than k rows before them so far;
+//                        the others can never come back, so rows scoring below the
+//                        last live item are skipped with one comparison
+//   beaten_from   [C, P + 1] histogram: corpus rows whose first beaten position is j
 struct PoolRanking {
-  int64_t n_queries = 0, pool_size = 0;
+  int64_t n_queries = 0, pool_size = 0, k = 1;
   double* sorted_scores = nullptr;
   int64_t* sorted_items = nullptr;
   double* sorted_gains = nullptr;
-  int64_t* n_valid = nullptr;      // [C]
-  int64_t* beaten_from = nullptr;  // [C, P + 1]
+  int64_t* n_valid = nullptr;
+  int64_t* n_alive = nullptr;
+  int64_t* beaten_from = nullptr;
 };
 
 // Fills the sorted arrays of `ranking` from unsorted pools: pool_scores [C, P],
@@ -43,6 +48,6 @@ void pool_ranking_add_tile(const double* tile_scores, int64_t tile_length, int64
 
 // NDCG@pool of every query once all tiles are in: pool items with fewer than k rows
 // before them are kept, in ranking order; IDCG from the pool's gains cut at k.
-void pool_ranking_ndcg(const PoolRanking& ranking, int64_t k, double* out /*[C]*/);
+void pool_ranking_ndcg(const PoolRanking& ranking, double* out /*[C]*/);
 
 }  // namespace ospo

@@ -75,9 +75,9 @@ def pool_ndcg(
         raise ValueError(f"scores must be [Q, N] and pool_items [Q, P], got {s.shape} and {items.shape}")
     if core is None:
         return reference.pool_ndcg(s, items, rel, k, gain)
-    ranking = core.PoolRanking(_gather_pool_scores(s, items), items, rel, gain, s.shape[1])
+    ranking = core.PoolRanking(_gather_pool_scores(s, items), items, rel, gain, s.shape[1], k)
     ranking.add_tile(s, 0)
-    return ranking.ndcg(k)
+    return ranking.ndcg()
 
 
 def _pool_scores_dense(queries: np.ndarray, corpus: np.ndarray, pools: np.ndarray, query_pool: np.ndarray) -> np.ndarray:
@@ -134,9 +134,9 @@ def _pool_ndcg_dense_pass(
     queries: np.ndarray, corpus: np.ndarray, pools: np.ndarray, relevance: np.ndarray, owner: np.ndarray, k: int, gain: str
 ) -> np.ndarray:
     ranking = core.PoolRanking(
-        _pool_scores_dense(queries, corpus, pools, owner), pools[owner], relevance[owner], gain, corpus.shape[0]
+        _pool_scores_dense(queries, corpus, pools, owner), pools[owner], relevance[owner], gain, corpus.shape[0], k
     )
     tile = max(1024, _TILE_BYTES // (4 * max(1, len(queries))))
     for start in range(0, corpus.shape[0], tile):
         ranking.add_tile(queries @ corpus[start : start + tile].T, start)  # [C, L] float32
-    return ranking.ndcg(k)
+    return ranking.ndcg()
