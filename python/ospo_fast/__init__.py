@@ -12,6 +12,7 @@ from ospo_fast.credit import redistribute, redistribute_batch, token_advantages_
 from ospo_fast.grpo import group_advantages
 from ospo_fast.ndcg import ndcg_at_k, pool_ndcg, pool_ndcg_dense
 from ospo_fast.owen import exact_shapley, owen_values, owen_values_batch
+from ospo_fast.packing import encoder_batch
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "contiguous_coalitions",
     "cuda_available",
     "cuda_kernels_built",
+    "encoder_batch",
     "exact_shapley",
     "group_advantages",
     "native_available",

@@ -100,3 +100,90 @@ class PoolRanking:
     ) -> None: ...
     def add_tile(self, tile_scores: npt.NDArray[np.float32] | npt.NDArray[np.float64], tile_start: int) -> None: ...
     def ndcg(self) -> npt.NDArray[np.float64]: ...
+
+# partial-query packing (csrc/ospo/pack.cpp); returns (input_ids, attention_mask) int64 [K, L]
+def pack_query_windows(
+    segment_token_ids: npt.NDArray[np.int32],
+    segment_token_offsets: npt.NDArray[np.int64],
+    segment_offsets: npt.NDArray[np.int64],
+    coalition_offsets: npt.NDArray[np.int64],
+    coalitions: npt.NDArray[np.int32],
+    *,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    max_length: int,
+    pad_to: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def pack_query_subsets(
+    segment_token_ids: npt.NDArray[np.int32],
+    segment_token_offsets: npt.NDArray[np.int64],
+    segment_offsets: npt.NDArray[np.int64],
+    coalition_offsets: npt.NDArray[np.int64],
+    masks: npt.NDArray[np.bool_],
+    *,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    max_length: int,
+    pad_to: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+
+# CUDA launchers, present only when with_cuda; arguments are device addresses (int),
+# sizes, and the CUDA stream as an int. ospo_fast.gpu is the typed front end.
+def cuda_device_count() -> int: ...
+def owen_token_advantages_cuda(
+    n_segments: int,
+    coalition_offsets: int,
+    coalitions: int,
+    values: int,
+    phi_offsets: int,
+    segment_spans: int,
+    token_offsets: int,
+    token_mask: int,
+    answer_mask: int,
+    advantages: int,
+    *,
+    n_responses: int,
+    n_tokens: int,
+    mode: str,
+    alpha: float,
+    invert_negative: bool,
+    phi: int,
+    scratch: int,
+    out: int,
+    stream: int,
+) -> None: ...
+def pack_query_windows_cuda(
+    segment_token_ids: int,
+    segment_token_offsets: int,
+    first_segment: int,
+    windows: int,
+    *,
+    n_rows: int,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    max_length: int,
+    width: int,
+    input_ids: int,
+    attention_mask: int,
+    stream: int,
+) -> None: ...
+def pack_query_subsets_cuda(
+    segment_token_ids: int,
+    segment_token_offsets: int,
+    first_segment: int,
+    masks: int,
+    *,
+    mask_stride: int,
+    n_rows: int,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    max_length: int,
+    width: int,
+    input_ids: int,
+    attention_mask: int,
+    stream: int,
+) -> None: ...

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ospo_fast import reference
+from ospo_fast import gpu, reference
 from ospo_fast._arrays import as_bool, as_float, as_int
 from ospo_fast._native import core
+from ospo_fast.gpu import Backend
 from ospo_fast.reference import RedistributionMode
 
 
@@ -106,25 +107,38 @@ def token_advantages_batch(
     *,
     alpha: float = 0.7,
     invert_negative: bool = False,
-) -> np.ndarray:
-    """One RL step's OSPO advantages from coalition values, in one call; float64 ``[B, T]``.
+    backend: Backend = "auto",
+) -> Any:
+    """One RL step's OSPO advantages from coalition values, in one call; ``[B, T]``.
 
     Owen values (:func:`ospo_fast.owen_values_batch`) → token credit
     (:func:`token_credit_batch`) → :func:`redistribute_batch`. A response with at
     most one segment gets uniform weights. ``invert_negative`` negates the credit of
     rows with ``Â < 0`` (the open question of spec §10).
+
+    CUDA tensors run the fused GPU kernel (one launch per pass, float32 result on the
+    device); numpy or CPU tensors run the C++ core (float64). ``backend`` forces
+    "cpu", "cuda" or "triton" (see :mod:`ospo_fast.gpu`).
     """
+    inputs = (n_segments, coalition_offsets, coalitions, values, segment_spans, token_offsets, token_mask,
+              answer_mask, advantages)
+    kernel = gpu.resolve_backend("owen", backend, *inputs)
+    if kernel != "cpu":
+        return gpu.token_advantages_batch(*inputs, mode, alpha=alpha, invert_negative=invert_negative, backend=kernel)
+    host = [gpu.to_numpy(value) for value in inputs]
     args = (
-        as_int("n_segments", n_segments),
-        as_int("coalition_offsets", coalition_offsets),
-        as_int("coalitions", coalitions, np.int32),
-        as_float("values", values),
-        as_int("segment_spans", segment_spans).reshape(-1, 2),
-        as_int("token_offsets", token_offsets),
-        as_bool("token_mask", token_mask),
-        as_bool("answer_mask", answer_mask),
-        as_float("advantages", advantages),
+        as_int("n_segments", host[0]),
+        as_int("coalition_offsets", host[1]),
+        as_int("coalitions", host[2], np.int32),
+        as_float("values", host[3]),
+        as_int("segment_spans", host[4]).reshape(-1, 2),
+        as_int("token_offsets", host[5]),
+        as_bool("token_mask", host[6]),
+        as_bool("answer_mask", host[7]),
+        as_float("advantages", host[8]),
     )
     if core is None:
-        return reference.token_advantages_batch(*args, mode, alpha=alpha, invert_negative=invert_negative)
-    return core.token_advantages_batch(*args, mode, float(alpha), bool(invert_negative))
+        result = reference.token_advantages_batch(*args, mode, alpha=alpha, invert_negative=invert_negative)
+    else:
+        result = core.token_advantages_batch(*args, mode, float(alpha), bool(invert_negative))
+    return gpu.like_inputs(result, *inputs)

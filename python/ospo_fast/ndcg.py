@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ospo_fast import reference
+from ospo_fast import gpu, reference
 from ospo_fast._arrays import as_count, as_float, as_float32, as_int
 from ospo_fast._native import core
+from ospo_fast.gpu import Backend, DotPrecision
 from ospo_fast.reference import GainMode
 
 # Bytes of float32 corpus scores one tile may hold ([C, L] at a time).
@@ -98,20 +99,31 @@ def pool_ndcg_dense(
     query_pool: Any,
     k: int,
     gain: GainMode = "linear",
-) -> np.ndarray:
+    *,
+    backend: Backend = "auto",
+    precision: DotPrecision = "ieee",
+) -> Any:
     """Fused NDCG@pool for inner-product retrieval, without the ``[C, N]`` score matrix.
 
     ``queries [C, d]`` and ``corpus [N, d]`` (float32); query c is judged on pool row
     ``query_pool[c]`` of ``pool_items [S, P]`` / ``pool_relevance [S, P]``. Pool items are
     scored first; the corpus then streams through in tiles (a BLAS matmul each) while
     the core counts, per pool item, the catalog rows that rank before it. State is
-    ``O(C · P)``. Returns float64 ``[C]``.
+    ``O(C · P)``. Returns ``[C]``: float64 numpy on the CPU.
+
+    CUDA tensors run the Triton kernel (``kernels/triton/fused_ndcg.py``, dot
+    ``precision`` "ieee", "tf32x3" or "tf32") and return a float32 tensor on the
+    device; ``backend`` forces "cpu" or "triton" (see :mod:`ospo_fast.gpu`).
     """
-    q = as_float32("queries", queries)
-    x = as_float32("corpus", corpus)
-    pools = as_int("pool_items", pool_items)
-    rel = as_float("pool_relevance", pool_relevance)
-    owner = as_int("query_pool", query_pool).reshape(-1)
+    inputs = (queries, corpus, pool_items, pool_relevance, query_pool)
+    kernel = gpu.resolve_backend("ndcg", backend, *inputs)
+    if kernel != "cpu":
+        return gpu.pool_ndcg_dense(*inputs, k, gain, backend=kernel, precision=precision)
+    q = as_float32("queries", gpu.to_numpy(queries))
+    x = as_float32("corpus", gpu.to_numpy(corpus))
+    pools = as_int("pool_items", gpu.to_numpy(pool_items))
+    rel = as_float("pool_relevance", gpu.to_numpy(pool_relevance))
+    owner = as_int("query_pool", gpu.to_numpy(query_pool)).reshape(-1)
     k = _check_k(k)
     if q.ndim != 2 or x.ndim != 2 or q.shape[1] != x.shape[1]:
         raise ValueError(f"queries [C, d] and corpus [N, d] must share d, got {q.shape} and {x.shape}")
@@ -122,12 +134,12 @@ def pool_ndcg_dense(
     if owner.size and (owner.min() < 0 or owner.max() >= pools.shape[0]):
         raise ValueError(f"query_pool entries must be in [0, {pools.shape[0]}), got [{owner.min()}, {owner.max()}]")
     if core is None:
-        return reference.pool_ndcg_dense(q, x, pools, rel, owner, k, gain)
+        return gpu.like_inputs(reference.pool_ndcg_dense(q, x, pools, rel, owner, k, gain), *inputs)
     out = np.zeros(q.shape[0], dtype=np.float64)
     for start in range(0, q.shape[0], _MAX_QUERIES_PER_PASS):
         block = slice(start, start + _MAX_QUERIES_PER_PASS)
         out[block] = _pool_ndcg_dense_pass(q[block], x, pools, rel, owner[block], k, gain)
-    return out
+    return gpu.like_inputs(out, *inputs)
 
 
 def _pool_ndcg_dense_pass(

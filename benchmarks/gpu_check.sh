@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Device check for a lent GPU machine: build ospo_fast with its CUDA kernels, run the
+# GPU tests (kernels against the reference and the CPU core), then the throughput
+# benchmark. Logs go to $OUT (or ./bench_results) as gpu_check.log.
+#
+#   bash benchmarks/gpu_check.sh
+#
+# CUDA_ARCHITECTURES (default "native": only the GPU in the machine, the fastest build)
+# is passed to CMake; OSPO_CUDA=ON turns a missing nvcc into a build error.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log_dir="${OUT:-bench_results}"
+mkdir -p "$log_dir"
+exec > >(tee "$log_dir/gpu_check.log") 2>&1
+
+if [ -d /usr/local/cuda/bin ]; then export PATH="/usr/local/cuda/bin:$PATH"; fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+nvcc --version | tail -n 1
+python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+
+export SKBUILD_CMAKE_ARGS="-DOSPO_CUDA=ON;-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES:-native}"
+start=$(date +%s)
+python -m pip install --no-build-isolation --no-deps . || { echo "gpu_check: build failed"; exit 1; }
+echo "gpu_check: build took $(( $(date +%s) - start )) s"
+
+# From outside the checkout, so the installed package (with _core and kernels) is imported.
+status=0
+(cd /tmp && python -c "
+import ospo_fast, ospo_fast.gpu as gpu
+print('ospo_fast from', ospo_fast.__file__)
+print('cuda kernels built:', gpu.cuda_kernels_built(), '| cuda available:', ospo_fast.cuda_available())
+assert gpu.cuda_kernels_built() and ospo_fast.cuda_available(), 'the CUDA kernels did not build or see no device'
+") || status=1
+python -m pytest tests/gpu -q -p no:cacheprovider -rs --import-mode=importlib || status=1
+python benchmarks/owen_throughput.py || status=1
+echo "gpu_check: exit status $status"
+exit "$status"

@@ -1,0 +1,227 @@
+"""The Triton kernels against ``ospo_fast.reference``, run by the Triton interpreter.
+
+``TRITON_INTERPRET=1`` must be set before triton is imported and would change every
+later import of it, so the kernels run in one child process (this file run as a
+script) and the tests here read its JSON report. Sizes are small and awkward on
+purpose: non-multiples of every block, C = P = d = 1, padded pools, empty responses,
+T = 1, and exact score ties from dyadic-rational embeddings (multiples of 1/4, whose
+float32 dot products are exact, so the tie rule is tested, not rounding).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# name: (B, T, max segments, w_max, max coalitions, mode, invert_negative, seed)
+OWEN_CASES: dict[str, tuple] = {
+    "one-response-one-token": (1, 1, 3, 2, 4, "prop", False, 0),
+    "prop": (5, 13, 5, 3, 6, "prop", False, 1),
+    "prop-inverted": (6, 7, 6, 2, 9, "prop", True, 2),
+    "rank": (5, 33, 7, 3, 12, "rank", False, 3),
+    "rank-inverted": (4, 9, 4, 4, 30, "rank", True, 4),
+    "hybrid": (3, 17, 7, 8, 96, "hybrid", False, 5),
+    "hybrid-inverted-sampled": (6, 5, 7, 3, 3, "hybrid", True, 6),
+}
+# name: (C, N, d, S, P, k, gain, n_splits, seed)
+NDCG_CASES: dict[str, tuple] = {
+    "single": (1, 1, 1, 1, 1, 1, "linear", 1, 0),
+    "d1-small-k": (5, 9, 1, 2, 4, 2, "linear", 1, 1),
+    "exp-gain": (7, 131, 5, 3, 11, 20, "exp", 1, 2),
+    "split-corpus-atomics": (33, 200, 3, 4, 17, 50, "linear", 3, 3),
+    "wide-d-padding": (40, 150, 37, 2, 9, 7, "exp", 2, 4),
+    "k-beyond-corpus": (3, 70, 2, 2, 5, 1000, "linear", 1, 5),
+}
+OWEN_TOLERANCE = 1e-5  # relative, plus 1e-6 of max |Â|: the kernel's output is float32
+NDCG_TOLERANCE = 1e-6  # NDCG is in [0, 1]; the kernel sums DCG in float32
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ child process side
+
+def _owen_batch(B, T, max_segments, w_max, max_coalitions, seed):
+    """A CSR batch: response 0 has no segment, the last one one segment (when B > 2), the
+    others 2..max_segments; response 1 has Â = 0 (when B > 3)."""
+    import numpy as np
+
+    from ospo_fast import reference
+
+    rng = np.random.default_rng(seed)
+    n_segments = rng.integers(2, max_segments + 1, size=B)
+    if B > 2:
+        n_segments[0], n_segments[-1] = 0, 1
+    offsets, coalitions = reference.coalition_plan(n_segments, w_max, max_coalitions, seed=seed)
+    values = rng.random(len(coalitions)).astype(np.float32)
+    values[coalitions[:, 0] == coalitions[:, 1]] = 0.0
+    spans, token_offsets = [], np.zeros((B, T, 2), dtype=np.int64)
+    token_mask, answer_mask = np.zeros((B, T), dtype=bool), np.zeros((B, T), dtype=bool)
+    for b in range(B):
+        cuts = np.sort(rng.choice(np.arange(1, 80), size=2 * n_segments[b], replace=False))
+        spans.append(cuts.reshape(-1, 2))
+        length = int(rng.integers(1, T + 1))
+        edges = np.sort(rng.integers(0, 82, size=length + 1))  # includes empty tokens
+        token_offsets[b, :length] = np.stack([edges[:-1], edges[1:]], axis=1)
+        token_mask[b, :length] = True
+        answer_mask[b, :length] = rng.random(length) < 0.8
+    advantages = rng.normal(size=B).astype(np.float32)
+    if B > 3:
+        advantages[1] = 0.0
+    return (n_segments, offsets, coalitions, values, np.concatenate(spans).astype(np.int64), token_offsets,
+            token_mask, answer_mask, advantages)
+
+
+def _duplicate_rows_batch():
+    """Reference set semantics: (2, 2) is ∅, and a repeated window is read at its last row."""
+    import numpy as np
+
+    coalitions = np.array([[0, 0], [0, 1], [1, 2], [2, 3], [0, 2], [2, 2], [0, 1], [1, 3], [0, 3]], dtype=np.int32)
+    values = np.array([0.0, 0.2, 0.5, 0.1, 0.6, 0.05, 0.3, 0.7, 0.9], dtype=np.float32)
+    spans = np.array([[0, 4], [5, 9], [10, 14]], dtype=np.int64)
+    token_offsets = np.array([[[0, 2], [2, 4], [5, 9], [10, 12], [12, 14], [14, 15]]], dtype=np.int64)
+    mask = np.ones((1, 6), dtype=bool)
+    return (np.array([3]), np.array([0, 9]), coalitions, values, spans, token_offsets, mask, mask,
+            np.array([-0.7], dtype=np.float32))
+
+
+def _owen_error(args, mode, invert_negative) -> tuple[float, float]:
+    """(advantage error over tolerance scale, phi max abs error) of one batch."""
+    import numpy as np
+    import torch
+
+    from ospo_fast import reference
+    from ospo_fast.kernels.owen_advantages import owen_token_advantages
+
+    out, phi = owen_token_advantages(*(torch.from_numpy(np.asarray(a)) for a in args), mode,
+                                     invert_negative=invert_negative)
+    want = reference.token_advantages_batch(*args, mode, invert_negative=invert_negative)
+    want_phi, _ = reference.owen_values_batch(args[0], args[1], args[2], args[3].astype(np.float64))
+    scale = OWEN_TOLERANCE * np.abs(want) + 1e-6 * max(float(np.abs(args[8]).max()), 1e-30)
+    return float((np.abs(out.numpy() - want) / scale).max()), float(np.abs(phi.numpy() - want_phi).max(initial=0.0))
+
+
+def _ndcg_inputs(C, N, d, S, P, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    queries = rng.integers(-4, 5, size=(C, d)).astype(np.float32) / 4
+    corpus = rng.integers(-4, 5, size=(N, d)).astype(np.float32) / 4
+    items = np.stack([rng.permutation(max(N, P))[:P] for _ in range(S)]).astype(np.int64)
+    items[(items >= N) | (rng.random((S, P)) < 0.2)] = -1
+    items[-1] = -1 if S > 1 else items[-1]  # an all-padding pool
+    relevance = rng.integers(0, 4, size=(S, P)).astype(np.float64)
+    query_pool = rng.integers(0, S, size=C)
+    return queries, corpus, items, relevance, query_pool
+
+
+def _ndcg_error(inputs, k, gain, n_splits) -> float:
+    import numpy as np
+    import torch
+
+    from ospo_fast import reference
+    from ospo_fast.kernels.fused_ndcg import fused_pool_ndcg
+
+    got = fused_pool_ndcg(*(torch.from_numpy(a) for a in inputs), k, gain, n_splits=n_splits).numpy()
+    want = reference.pool_ndcg_dense(*inputs, k, gain)
+    return float(np.abs(got - want).max())
+
+
+def _dispatch_in_passes() -> dict[str, float]:
+    """ospo_fast.gpu end to end on the Triton path, with free memory for a few rows only."""
+    import numpy as np
+    import torch
+
+    from ospo_fast import gpu, reference
+    from ospo_fast.kernels import fused_ndcg
+
+    gpu.resolve_backend = lambda op, backend, *arrays: "triton"
+    gpu._work_device = lambda arrays: torch.device("cpu")
+    calls = {"count_beaters": 0, "owen_pass": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    fused_ndcg.count_beaters = counted("count_beaters", fused_ndcg.count_beaters)
+    gpu._owen_pass = counted("owen_pass", gpu._owen_pass)
+    queries, corpus, items, relevance, query_pool = _ndcg_inputs(23, 90, 6, 3, 7, seed=11)
+    # 10 KB free: passes of two queries, and a host corpus in two pieces.
+    gpu.free_device_memory = lambda device: 10 * 1024
+    want = reference.pool_ndcg_dense(queries, corpus, items, relevance, query_pool, 30, "exp")
+    host_corpus = gpu.pool_ndcg_dense(torch.from_numpy(queries), corpus, torch.from_numpy(items),
+                                      torch.from_numpy(relevance), torch.from_numpy(query_pool), 30, "exp")
+    tensor_corpus = gpu.pool_ndcg_dense(*(torch.from_numpy(a) for a in (queries, corpus, items, relevance, query_pool)),
+                                        30, "exp")
+    args = _owen_batch(9, 11, 5, 3, 8, seed=12)
+    gpu.free_device_memory = lambda device: 2 * 3 * (11 * 30 + 8 * 12 + 5 * 24 + 48)  # three responses a pass
+    owen = gpu.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), "rank")
+    owen_want = reference.token_advantages_batch(*args, "rank")
+    return {
+        "host-corpus": float(np.abs(host_corpus.numpy() - want).max()),
+        "tensor-corpus": float(np.abs(tensor_corpus.numpy() - want).max()),
+        "count-beaters-calls": float(calls["count_beaters"]),
+        "owen-passes": float(calls["owen_pass"]),
+        "owen": float(np.abs(owen.numpy() - owen_want).max() / np.abs(args[8]).max()),
+    }
+
+
+def run_cases() -> dict[str, object]:
+    report: dict[str, object] = {}
+    for name, (B, T, n, w_max, m, mode, invert, seed) in OWEN_CASES.items():
+        report[f"owen/{name}"] = _owen_error(_owen_batch(B, T, n, w_max, m, seed), mode, invert)
+    for mode in ("prop", "rank", "hybrid"):
+        report[f"owen/duplicate-rows-{mode}"] = _owen_error(_duplicate_rows_batch(), mode, True)
+    for name, (C, N, d, S, P, k, gain, splits, seed) in NDCG_CASES.items():
+        report[f"ndcg/{name}"] = _ndcg_error(_ndcg_inputs(C, N, d, S, P, seed), k, gain, splits)
+    ties = _ndcg_inputs(6, 40, 3, 2, 8, seed=9)
+    ties[1][:] = 0.25  # every catalog row scores the same: the ranking is by row alone
+    report["ndcg/all-scores-tied"] = _ndcg_error(ties, 5, "linear", 2)
+    report["dispatch"] = _dispatch_in_passes()
+    return report
+
+
+# ------------------------------------------------------------------ pytest side
+
+@pytest.fixture(scope="module")
+def interpreted() -> dict[str, object]:
+    import ospo_fast
+
+    package_root = str(Path(ospo_fast.__file__).resolve().parents[1])
+    env = {**os.environ, "TRITON_INTERPRET": "1",
+           "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600,
+                           cwd=ROOT)
+    assert child.returncode == 0, child.stderr[-4000:]
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", [*OWEN_CASES, "duplicate-rows-prop", "duplicate-rows-rank", "duplicate-rows-hybrid"])
+def test_owen_advantages_kernel_matches_reference(interpreted, name):
+    scaled_error, phi_error = interpreted[f"owen/{name}"]
+    assert scaled_error <= 1.0
+    assert phi_error <= 1e-12
+
+
+@pytest.mark.parametrize("name", [*NDCG_CASES, "all-scores-tied"])
+def test_fused_ndcg_kernel_matches_reference(interpreted, name):
+    assert interpreted[f"ndcg/{name}"] <= NDCG_TOLERANCE
+
+
+def test_gpu_dispatch_in_passes_matches_reference(interpreted):
+    report = interpreted["dispatch"]
+    assert report["host-corpus"] <= NDCG_TOLERANCE
+    assert report["tensor-corpus"] <= NDCG_TOLERANCE
+    assert report["count-beaters-calls"] > 4  # several query passes, and corpus pieces
+    assert report["owen"] <= 1e-6
+    assert report["owen-passes"] > 1
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_cases()))
