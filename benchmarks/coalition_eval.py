@@ -3,19 +3,21 @@
 Question: how long does v(S) take for every coalition of one step (64 responses x 64
 coalitions, a 20,000-product world, all-MiniLM-L6-v2 on the CPU)?
 
-* ``batched``: :class:`ospo_fast.coalitions_eval.CoalitionEvaluator`. Partial queries
-  are deduplicated as (text, pool) pairs, encoded in one length-sorted pass and scored
-  by one fused NDCG@pool call.
+* ``batched``: :class:`ospo_fast.coalitions_eval.CoalitionEvaluator` with its defaults.
+  Partial queries are deduplicated as (text, pool) pairs, their encoder rows packed from
+  per-segment token ids, encoded longest first on onnxruntime, and scored by one fused
+  NDCG@pool call.
 * ``loop``: shaped like the published implementation. Each coalition is encoded alone
   (``SentenceTransformer.encode`` on a batch of one), searched with a faiss
   ``IndexFlatIP`` for its top 1000, filtered to the pool in Python, and scored by a
   Python NDCG. The loop is timed on the first ``--loop-responses`` responses and
   extrapolated per coalition to the whole step; the output says so.
 
-Responses are model-like queries built from world rows: the gold or the imperfect query
-plus shopper add-ons, G = 8 samples per prompt, with repeats inside a group as sampling
-at temperature 1 gives. The ``word`` segmenter makes every response long enough for 64
-coalitions (w_max = 8). Both ways run with the same torch and faiss thread count.
+Responses are those of ``owen_throughput.py``: the gold or the imperfect query of a world
+row plus shopper add-ons, G = 8 samples per prompt, with repeats inside a group as
+sampling at temperature 1 gives, and long enough that the ``word`` segmenter reaches M
+coalitions. Both ways run with the same thread count for torch, onnxruntime, faiss, BLAS
+and the native core. ``owen_throughput.py`` is the end-to-end version of this question.
 
     PYTHONPATH=python python benchmarks/coalition_eval.py            # full run
     PYTHONPATH=python python benchmarks/coalition_eval.py --quick    # smoke run
@@ -35,16 +37,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import measure, print_table, write_results  # noqa: E402
+from owen_throughput import make_step, min_segments, set_blas_core_threads, set_onnx_threads  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ADD_ONS = (
-    "for a small apartment", "easy to clean", "under $200", "with free shipping", "highly rated",
-    "pet friendly", "for everyday use", "durable and sturdy", "that matches a grey sofa", "good value",
-    "modern look", "quick delivery", "best seller", "for my new home", "no assembly needed",
-)
-MIN_WORDS = 12  # 12 words and w_max = 8 give 70 candidate windows, so M = 64 is always reached
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--loop-responses", type=int, default=8, help="responses the per-coalition loop is timed on")
-    parser.add_argument("--threads", type=int, default=1, help="torch and faiss threads, for both ways")
+    parser.add_argument("--threads", type=int, default=1, help="threads of every library, for both ways")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None, help="corpus embedding cache (default $OSPO_CACHE_DIR)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"))
@@ -69,25 +65,6 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.n_products, args.prompts, args.repeats, args.loop_responses = 2_000, 2, 1, 2
     return args
-
-
-def model_like_responses(rows: list[dict[str, Any]], group_size: int, repeat_rate: float, seed: int) -> list[str]:
-    """G answers per prompt: gold or imperfect query plus add-ons, some repeated within the group."""
-    rng = np.random.default_rng(seed)
-    answers: list[str] = []
-    for row in rows:
-        group: list[str] = []
-        for _ in range(group_size):
-            if group and rng.random() < repeat_rate:
-                group.append(group[int(rng.integers(len(group)))])
-                continue
-            words = str(row["gold_query"] if rng.random() < 0.5 else row["imperfect_query"]).split()
-            extras = list(rng.permutation(ADD_ONS))
-            while len(words) < MIN_WORDS or rng.random() < 0.3:
-                words += extras.pop().split()
-            group.append(" ".join(words))
-        answers += group
-    return answers
 
 
 def binary_gains(sample: dict[str, Any]) -> dict[str, float]:
@@ -133,13 +110,14 @@ def main() -> None:
     import ospo_fast
     from ospo_fast.coalitions_eval import CoalitionEvaluator
     from ospo_fast.data import WorldConfig, generate_world
-    from ospo_fast.retrieval import build_retriever
+    from ospo_fast.retrieval import OnnxEncoder, build_retriever
     from ospo_fast.reward import RetrievalReward
     from ospo_fast.segment import get_segmenter
 
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    print(f"native core: {ospo_fast.native_available()}; torch and faiss threads: {torch.get_num_threads()}")
+    set_blas_core_threads(args.threads)
+    print(f"native core: {ospo_fast.native_available()}; threads of every library: {args.threads}")
 
     start = time.perf_counter()
     config = WorldConfig(n_products=args.n_products, n_train=max(64, args.prompts), n_test=0, seed=args.seed)
@@ -148,9 +126,9 @@ def main() -> None:
     catalog_ids = world.catalog["product_id"].tolist()
     print(f"world + retriever ready in {time.perf_counter() - start:.1f}s: {retriever.n_items} products")
 
-    rows = world.queries.to_dict("records")[: args.prompts]
-    answers = model_like_responses(rows, args.group_size, args.repeat_rate, args.seed)
-    samples = [row for row in rows for _ in range(args.group_size)]
+    step = make_step(world.queries.to_dict("records"), args.prompts * args.group_size, args.group_size,
+                     args.repeat_rate, min_segments(args.coalitions, args.w_max), args.seed)
+    answers, samples = step.answers, step.samples
     segmenter = get_segmenter("word")
     spans = [np.asarray(segmenter(a), dtype=np.int64).reshape(-1, 2) for a in answers]
     n_segments = np.array([len(s) for s in spans])
@@ -162,7 +140,9 @@ def main() -> None:
     )
 
     evaluator = CoalitionEvaluator(RetrievalReward(retriever, catalog_ids, k=args.k, gain="binary"))
-    stage_seconds: dict[str, list[float]] = {"build": [], "dedupe": [], "encode": [], "ndcg": []}
+    if isinstance(evaluator.encoder, OnnxEncoder):
+        set_onnx_threads(evaluator.encoder, args.threads)
+    stage_seconds: dict[str, list[float]] = {"build": [], "dedupe": [], "pack": [], "encode": [], "ndcg": []}
 
     def batched() -> np.ndarray:
         values = evaluator.evaluate(answers, spans, np.arange(len(answers)), samples, offsets, coalitions)
@@ -218,6 +198,7 @@ def main() -> None:
     stages = {stage: float(np.median(seconds)) for stage, seconds in stage_seconds.items()}
     print(
         "\nbatched stages (median s): " + ", ".join(f"{stage} {seconds:.3f}" for stage, seconds in stages.items())
+        + f"\nbatched encoder path: {stats.encoder}"
         + f"\nbatched sizes: {stats.n_nonblank} non-empty coalitions -> {stats.n_unique_texts} unique texts, "
         f"{stats.n_unique_pairs} (text, pool) pairs"
         + f"\nloop vs batched values on the timed coalitions: max |diff| = {max_diff:.2e}"

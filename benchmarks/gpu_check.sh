@@ -32,6 +32,6 @@ print('cuda kernels built:', gpu.cuda_kernels_built(), '| cuda available:', ospo
 assert gpu.cuda_kernels_built() and ospo_fast.cuda_available(), 'the CUDA kernels did not build or see no device'
 ") || status=1
 python -m pytest tests/gpu -q -p no:cacheprovider -rs --import-mode=importlib || status=1
-python benchmarks/owen_throughput.py || status=1
+python benchmarks/owen_throughput.py --implementations cpu gpu --responses 64 --coalitions 96 || status=1
 echo "gpu_check: exit status $status"
 exit "$status"

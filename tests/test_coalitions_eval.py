@@ -10,10 +10,15 @@ from test_reward import CountingRetriever, naive_pool_ndcg
 
 import ospo_fast
 from ospo_fast.attribution import subset_plan
-from ospo_fast.coalitions_eval import CoalitionEvaluator, build_queries
+from ospo_fast.coalitions_eval import (
+    CoalitionEvaluator,
+    build_queries,
+    encode_rows_length_sorted,
+    pack_unique_queries,
+)
 from ospo_fast.data import World, WorldConfig, generate_world
 from ospo_fast.retrieval import DenseRetriever, build_retriever
-from ospo_fast.reward import RetrievalReward
+from ospo_fast.reward import RetrievalReward, plan_queries
 from ospo_fast.segment import get_segmenter
 
 K_TOP = 50  # small enough that the global top-k rule drops pool items
@@ -153,6 +158,7 @@ def test_identical_texts_are_encoded_once_in_one_call(
     assert len(unique) < sum(bool(q.strip()) for q in queries)
     stats = evaluator.last_stats
     assert stats is not None and stats.n_unique_texts == len(unique) and stats.n_coalitions == len(queries)
+    assert stats.encoder == "retriever" and stats.pack_s == 0.0
     # A text shared by the two prompts is one encoder input but two scored pairs.
     prompt_of = np.repeat(np.arange(len(answers)) // 3, np.diff(offsets))
     pairs = {(q, int(p)) for q, p in zip(queries, prompt_of) if q.strip()}
@@ -203,3 +209,71 @@ def test_bad_join_and_sample_index_raise(dense: DenseRetriever, catalog_ids: lis
         CoalitionEvaluator(reward).evaluate(
             ["desk"], [np.array([[0, 4]])], np.array([len(samples)]), samples, np.array([0, 1]), np.array([[0, 1]])
         )
+
+
+@pytest.mark.parametrize(
+    ("join", "pack_segments", "onnx_on_cpu", "path"),
+    [
+        ("space", True, True, "packed ids, onnxruntime"),
+        ("space", True, False, "packed ids, torch on cpu"),
+        ("space", False, True, "text batches, onnxruntime"),
+        ("space", False, False, "text batches, torch on cpu"),
+        ("slice", True, True, "text batches, onnxruntime"),
+    ],
+)
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_every_encoder_path_gives_the_same_values(
+    dense: DenseRetriever,
+    catalog_ids: list[str],
+    step: Step,
+    join: str,
+    pack_segments: bool,
+    onnx_on_cpu: bool,
+    path: str,
+    contiguous: bool,
+) -> None:
+    answers, samples, sample_index = step
+    spans = segment_all(answers)
+    n_segments = np.array([len(s) for s in spans])
+    if contiguous:
+        offsets, coalitions = ospo_fast.coalition_plan(n_segments, 8, 96, seed=1)
+    else:
+        offsets, coalitions = subset_plan(n_segments, 24, seed=1)
+    reward = RetrievalReward(dense, catalog_ids, k=K_TOP, gain="graded")
+    plain = CoalitionEvaluator(reward, join=join, pack_segments=False, onnx_on_cpu=False)
+    fast = CoalitionEvaluator(reward, join=join, pack_segments=pack_segments, onnx_on_cpu=onnx_on_cpu)
+    want = plain.evaluate(answers, spans, sample_index, samples, offsets, coalitions)
+    got = fast.evaluate(answers, spans, sample_index, samples, offsets, coalitions)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert fast.last_stats is not None and fast.last_stats.encoder == path
+    assert (fast.last_stats.pack_s > 0) == path.startswith("packed")
+
+
+def test_packed_rows_are_the_tokenizer_rows_of_the_unique_queries(
+    dense: DenseRetriever, catalog_ids: list[str], step: Step
+) -> None:
+    answers, _, _ = step
+    spans = segment_all(answers)
+    offsets, coalitions = ospo_fast.coalition_plan(np.array([len(s) for s in spans]), 8, 96, seed=0)
+    queries = build_queries(answers, spans, offsets, coalitions, "space")
+    plan = plan_queries(queries, np.zeros(len(queries), dtype=np.int64), 1)
+    encoder = dense.encoder
+    input_ids, attention_mask = pack_unique_queries(
+        encoder.tokenizer, encoder.max_length, answers, spans, offsets, coalitions, plan.text_query
+    )
+    want = encoder.tokenizer(plan.texts, truncation=True, max_length=encoder.max_length)["input_ids"]
+    assert input_ids.shape[0] == len(plan.texts) == len(want)
+    for row, mask, ids in zip(input_ids, attention_mask, want):
+        assert row[: mask.sum()].tolist() == ids and not mask[mask.sum() :].any()
+    got = encode_rows_length_sorted(encoder, input_ids, attention_mask, batch_size=5)
+    np.testing.assert_allclose(got, encoder.encode(plan.texts), atol=1e-5)
+
+
+def test_bad_evaluator_options_raise(dense: DenseRetriever, catalog_ids: list[str]) -> None:
+    reward = RetrievalReward(dense, catalog_ids)
+    with pytest.raises(TypeError, match="pack_segments"):
+        CoalitionEvaluator(reward, pack_segments=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="onnx_on_cpu"):
+        CoalitionEvaluator(reward, onnx_on_cpu="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="encode_batch_size"):
+        CoalitionEvaluator(reward, encode_batch_size=0)

@@ -10,7 +10,7 @@ import pytest
 
 from ospo_fast.data import World, WorldConfig, generate_world
 from ospo_fast.retrieval import BM25Retriever, DenseRetriever, build_retriever
-from ospo_fast.reward import METRIC_CUTOFFS, RetrievalReward, extract_answer, lookup_rows
+from ospo_fast.reward import METRIC_CUTOFFS, RetrievalReward, extract_answer, lookup_rows, plan_queries
 
 ESCI_GAIN = {
     "binary": lambda label: float(label == 3),
@@ -197,6 +197,33 @@ def test_constructor_rejects_bad_arguments(dense: DenseRetriever, catalog_ids: l
         RetrievalReward(dense, catalog_ids[:-1])
     with pytest.raises(ValueError, match="unique"):
         RetrievalReward(dense, [*catalog_ids[:-1], catalog_ids[0]])
+
+
+def test_plan_keeps_the_first_query_of_each_text() -> None:
+    plan = plan_queries(["oak desk", "", "lamp", "oak desk", " ", "lamp", "rug"], np.array([0, 0, 0, 1, 0, 0, 1]), 2)
+    assert plan.texts == ["oak desk", "lamp", "rug"]
+    assert plan.text_query.tolist() == [0, 2, 6]
+    assert plan.query_pair.tolist()[1] == plan.query_pair.tolist()[4] == -1
+    assert len(plan.pair_text) == 4  # "oak desk" is judged on two pools
+
+
+def test_score_embedded_equals_score_pairs(dense: DenseRetriever, samples: list[dict], catalog_ids: list[str]) -> None:
+    reward = RetrievalReward(dense, catalog_ids, k=20, gain="graded")
+    texts = query_variants(samples)
+    pools = reward.load_pools(samples)
+    plan = plan_queries(texts, pools.of_sample, len(pools.items))
+    want, _ = reward.score_pairs(plan, pools)
+    np.testing.assert_array_equal(reward.score_embedded(dense.embed_queries(plan.texts), plan, pools), want)
+    with pytest.raises(ValueError, match="embeddings"):
+        reward.score_embedded(dense.embed_queries(plan.texts[:-1]), plan, pools)
+
+
+def test_score_embedded_needs_a_dense_retriever(world: World, samples: list[dict], catalog_ids: list[str]) -> None:
+    reward = RetrievalReward(BM25Retriever(world.catalog["text"].tolist()), catalog_ids)
+    pools = reward.load_pools(samples[:1])
+    plan = plan_queries(["oak desk"], pools.of_sample, len(pools.items))
+    with pytest.raises(TypeError, match="dense"):
+        reward.score_embedded(np.zeros((1, 384), dtype=np.float32), plan, pools)
 
 
 def test_non_finite_scores_never_reach_the_trainer(

@@ -76,7 +76,7 @@ class Attribution:
     values            [K] float64 v(S) in plan order
     coalition_offsets [B+1] int64 CSR into ``coalitions``
     coalitions        int32 [K, 2] windows, or bool [K, n_max] masks when not contiguous
-    timings           seconds: segment, plan, evaluate (build, dedupe, encode, ndcg), owen
+    timings           seconds: segment, plan, evaluate (build, dedupe, pack, encode, ndcg), owen
     """
 
     spans: list[np.ndarray]
@@ -152,7 +152,13 @@ def attribute(
     timings["evaluate"] = time.perf_counter() - start
     stats = evaluator.last_stats
     if stats is not None:
-        timings |= {"build": stats.build_s, "dedupe": stats.dedupe_s, "encode": stats.encode_s, "ndcg": stats.ndcg_s}
+        timings |= {
+            "build": stats.build_s,
+            "dedupe": stats.dedupe_s,
+            "pack": stats.pack_s,
+            "encode": stats.encode_s,
+            "ndcg": stats.ndcg_s,
+        }
 
     start = time.perf_counter()
     if cfg.contiguous:

@@ -89,12 +89,14 @@ class QueryPlan:
     pair_text  [C] int64 text of each unique pair
     pair_pool  [C] int64 pool row of each unique pair
     query_pair [Q] int64 pair of each query, -1 for a blank one
+    text_query [U] int64 the first query of each text, ascending
     """
 
     texts: list[str]
     pair_text: np.ndarray
     pair_pool: np.ndarray
     query_pair: np.ndarray
+    text_query: np.ndarray
 
     def scatter(self, pair_values: np.ndarray) -> np.ndarray:
         """Values of the pairs ``[C]`` -> values of the queries ``[Q]`` (blank = 0)."""
@@ -115,7 +117,10 @@ def plan_queries(texts: Sequence[str], query_pool: np.ndarray, n_pools: int) -> 
     unique_codes, inverse = np.unique(codes, return_inverse=True)  # [C], [Q_real]
     query_pair = np.full(len(ids), -1, dtype=np.int64)
     query_pair[real] = inverse.reshape(-1)
-    return QueryPlan(list(text_ids), unique_codes // n_pools, unique_codes % n_pools, query_pair)
+    # Ids are handed out in first-seen order, so the first index of id u precedes that of u + 1.
+    _, first_real = np.unique(ids[real], return_index=True)  # [U]
+    text_query = np.flatnonzero(real)[first_real]  # [U]
+    return QueryPlan(list(text_ids), unique_codes // n_pools, unique_codes % n_pools, query_pair, text_query)
 
 
 def check_finite(values: np.ndarray, what: str) -> np.ndarray:
@@ -249,17 +254,34 @@ class RetrievalReward:
             start = time.perf_counter()
             embeddings = self.retriever.embed_queries(plan.texts)  # [U, d]
             encoded = time.perf_counter()
-            values = ops.pool_ndcg_dense(
-                embeddings[plan.pair_text],
-                self.retriever.corpus,
-                pools.items,
-                pools.relevance,
-                plan.pair_pool,
-                self.k,
-                self.core_gain,
-            )  # [C]
+            values = self.score_embedded(embeddings, plan, pools)  # [C]
             return values, {"encode": encoded - start, "ndcg": time.perf_counter() - encoded}
         return self._score_pairs_lexical(plan, pools)
+
+    def score_embedded(self, embeddings: np.ndarray, plan: QueryPlan, pools: Pools) -> np.ndarray:
+        """Fused NDCG@pool of each pair of ``plan`` from its text's embedding ``[U, d]``: float64 ``[C]``.
+
+        For callers that embed ``plan.texts`` themselves (the coalition evaluator packs
+        token ids); a dense retriever only.
+        """
+        if not self.dense:
+            raise TypeError(f"score_embedded needs a dense retriever; {self.retriever.name!r} has no corpus embeddings")
+        if embeddings.shape != (len(plan.texts), self.retriever.corpus.shape[1]):
+            raise ValueError(
+                f"embeddings must be [U, d] = [{len(plan.texts)}, {self.retriever.corpus.shape[1]}], "
+                f"got {embeddings.shape}"
+            )
+        if not plan.texts:
+            return np.zeros(0, dtype=np.float64)
+        return ops.pool_ndcg_dense(
+            embeddings[plan.pair_text],
+            self.retriever.corpus,
+            pools.items,
+            pools.relevance,
+            plan.pair_pool,
+            self.k,
+            self.core_gain,
+        )
 
     def _score_pairs_lexical(self, plan: QueryPlan, pools: Pools) -> tuple[np.ndarray, dict[str, float]]:
         # Pairs are sorted by text, so a block of texts owns a contiguous run of pairs.
