@@ -1,0 +1,134 @@
+"""Zero-shot vs SFT vs GRPO vs OSPO-PROP vs OSPO-RANK, same budget, several seeds.
+
+One question: does OSPO's token credit beat GRPO's uniform advantage when both get the
+same SFT start, the same prompts per step, the same G and the same number of steps?
+
+Per seed: the zero-shot policy is evaluated; SFT runs once; each RL method starts from
+that SFT adapter. Every policy is scored on the same held-out queries with the training
+retriever and with the retrievers it never saw (the retriever-shift test). Prints a
+markdown table (mean ± sample std over seeds) and writes JSON.
+
+    python benchmarks/compare_methods.py                       # the default config, seeds 0 1 2
+    python benchmarks/compare_methods.py --seeds 0 --set steps=6 --out bench_results/quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see ospo_fast.train.cli
+
+METHODS = ("zero-shot", "sft", "grpo", "ospo-prop", "ospo-rank")
+RL_METHODS = ("grpo", "ospo-prop", "ospo-rank")
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no commit)"
+
+
+def run_method(method: str, seed: int, base: Mapping[str, Any], config: str, out: Path) -> tuple[dict[str, float], float]:
+    """Train (or not) one method for one seed; returns its final eval record and wall seconds."""
+    from ospo_fast.train.config import load_config
+    from ospo_fast.train.trainer import Trainer
+
+    overrides = dict(base) | {"seed": seed, "output_dir": str(out / f"seed{seed}" / method), "progress": False}
+    if method == "zero-shot":
+        overrides |= {"sft_steps": 0, "steps": 0}
+    elif method == "sft":
+        overrides |= {"steps": 0}
+    else:
+        sft_adapter = out / f"seed{seed}" / "sft" / "sft_adapter"
+        overrides |= {"algorithm": method, "sft_steps": 0, "sft_adapter": str(sft_adapter), "eval_at_start": False}
+    cfg = load_config(config, overrides)
+    started = time.perf_counter()
+    summary = Trainer(cfg).train()
+    return summary["final_eval"], time.perf_counter() - started
+
+
+def columns(retriever: str, eval_retrievers: Sequence[str]) -> list[tuple[str, str]]:
+    """(header, eval key) of the table."""
+    cols = [
+        (f"greedy NDCG@pool ({retriever})", f"greedy/{retriever}/ndcg@pool"),
+        (f"sampled NDCG@pool ({retriever})", f"sampled/{retriever}/ndcg@pool"),
+    ]
+    cols += [(f"greedy NDCG@pool ({name}, unseen)", f"greedy/{name}/ndcg@pool") for name in eval_retrievers]
+    cols += [
+        (f"greedy NDCG@10 ({retriever})", f"greedy/{retriever}/ndcg@10"),
+        ("greedy zero-reward rate", f"greedy/{retriever}/zero_reward_rate"),
+        ("greedy answer words", "greedy/answer_words"),
+    ]
+    return cols
+
+
+def mean_spread(values: Sequence[float]) -> tuple[float, float]:
+    import numpy as np
+
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def markdown_table(results: Mapping[str, list[dict[str, float]]], cols: list[tuple[str, str]]) -> str:
+    lines = ["| method | " + " | ".join(h for h, _ in cols) + " |", "|---|" + "---|" * len(cols)]
+    for method, evals in results.items():
+        cells = []
+        for _, key in cols:
+            mean, spread = mean_spread([e[key] for e in evals if e.get(key) is not None])
+            cells.append(f"{mean:.3f} ± {spread:.3f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="default", help="a packaged config name or a TOML file")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    parser.add_argument("--out", type=Path, default=Path("bench_results/compare_methods"))
+    args = parser.parse_args()
+
+    from ospo_fast.train.config import load_config, parse_value
+
+    base = {}
+    for item in args.set:
+        key, _, text = item.partition("=")
+        base[key.strip()] = parse_value(key.strip(), text)
+    cfg = load_config(args.config, base)
+    if any(m in RL_METHODS for m in args.methods) and "sft" not in args.methods:
+        raise SystemExit("the RL methods start from the SFT run: keep 'sft' in --methods")
+
+    started = time.perf_counter()
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in args.methods}
+    seconds: dict[str, list[float]] = {m: [] for m in args.methods}
+    order = [m for m in METHODS if m in args.methods]
+    for seed in args.seeds:
+        for method in order:
+            final, wall = run_method(method, seed, base, args.config, args.out)
+            results[method].append(final)
+            seconds[method].append(wall)
+            print(f"seed {seed} {method}: greedy NDCG@pool {final[f'greedy/{cfg.retriever}/ndcg@pool']:.4f} ({wall:.0f} s)",
+                  flush=True)
+    total = time.perf_counter() - started
+
+    table = markdown_table(results, columns(cfg.retriever, cfg.eval_retrievers))
+    print(f"\n{table}\n\nmean ± sample std over seeds {args.seeds}; total wall time {total:.0f} s; commit {commit()}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "config": args.config, "overrides": args.set, "seeds": args.seeds, "commit": commit(),
+        "wall_seconds": total, "method_seconds": seconds, "final_eval": results, "table": table,
+    }
+    (args.out / "compare_methods.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Rollouts: G sampled completions per prompt, with each token's characters in its text.
+
+The char offsets of every completion token are what put the answer's credit on the
+answer's real tokens (spec §10 "misplaced credit"): a ``<think>`` block comes first, so
+the answer's tokens are found by their characters, not by their count.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class Rollout:
+    """One batch of completions; row b answers prompt b // G.
+
+    prompt_ids, prompt_mask          [B, P] left-padded prompt tokens
+    completion_ids, completion_mask  [B, T] right-padded; the mask covers the EOS when one was sampled
+    texts                            [B] completion text (tokens before the EOS)
+    token_offsets                    [B, T, 2] int64 char span of each token in its text; padding (0, 0)
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    texts: list[str]
+    token_offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def token_char_offsets(tokenizer: Any, token_ids: Sequence[int], text: str) -> np.ndarray:
+    """Half-open char span of each token in ``text`` (the decode of ``token_ids``); int64 [T, 2].
+
+    Token t ends where the decode of the first t + 1 tokens ends. A token that completes a
+    multi-byte character of a byte-level vocabulary ends with the character.
+    """
+    ids = list(token_ids)
+    if not ids:
+        return np.zeros((0, 2), dtype=np.int64)
+    prefixes = tokenizer.batch_decode([ids[: t + 1] for t in range(len(ids))], skip_special_tokens=False)
+    ends = np.array([len(p) for p in prefixes], dtype=np.int64)  # [T]
+    # A prefix cut inside a character decodes to U+FFFD; monotone and clipped ends absorb it.
+    ends = np.minimum(np.maximum.accumulate(ends), len(text))
+    starts = np.concatenate([[0], ends[:-1]])
+    return np.stack([starts, ends], axis=1)
+
+
+def completion_masks(completion_ids: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
+    """[B, T] bool: tokens up to and including the first EOS (all of them when none)."""
+    is_eos = torch.isin(completion_ids, torch.tensor(list(eos_ids), device=completion_ids.device))  # [B, T]
+    after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first EOS
+    return ~after_eos
+
+
+def eos_token_ids(tokenizer: Any, model: nn.Module) -> list[int]:
+    """The ids that end a completion: the tokenizer's EOS and the generation config's."""
+    ids = {int(tokenizer.eos_token_id)}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured is not None:
+        ids.update(int(i) for i in configured)
+    return sorted(ids)
+
+
+def cache_argument(model: nn.Module) -> str:
+    """The keyword that passes a KV cache: ``cache`` in recent transformers, ``past_key_values`` before."""
+    base = getattr(model, "module", model)  # DistributedDataParallel
+    base = base.get_base_model() if hasattr(base, "get_base_model") else base
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def shared_prompt_cache(model: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, repeats: int) -> Any:
+    """The KV cache of each prompt but its last token, computed once and repeated ``repeats`` times.
+
+    generate() would otherwise prefill every one of the G identical copies of a prompt;
+    on a CPU that prefill is most of the cost of a rollout. The last token stays
+    uncached because generate() must run at least one position itself.
+    """
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    position_ids = (prompt_mask.long().cumsum(dim=1) - 1).clamp(min=0)  # [b, P]
+    model(
+        input_ids=prompt_ids[:, :-1], attention_mask=prompt_mask[:, :-1], position_ids=position_ids[:, :-1],
+        use_cache=True, **{cache_argument(model): cache},
+    )
+    cache.batch_repeat_interleave(repeats)
+    return cache
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    n_per_prompt: int,
+    max_new_tokens: int,
+    max_prompt_tokens: int,
+    do_sample: bool,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    batch_size: int = 64,
+) -> Rollout:
+    """``n_per_prompt`` completions of each prompt (consecutive rows), about ``batch_size`` rows per call."""
+    from transformers import GenerationConfig
+
+    device = next(model.parameters()).device
+    encoded = tokenizer(
+        list(prompts), return_tensors="pt", padding=True, truncation=True, max_length=max_prompt_tokens
+    )
+    unique_ids = encoded["input_ids"].to(device)  # [N, P]
+    unique_mask = encoded["attention_mask"].to(device)  # [N, P]
+    eos = eos_token_ids(tokenizer, model)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature if do_sample else None,
+        top_p=top_p if do_sample else None,
+        top_k=None,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos,
+    )
+    was_training = model.training
+    model.eval()
+    chunks = []
+    prompts_per_call = max(1, batch_size // n_per_prompt)
+    share_prefill = n_per_prompt > 1 and unique_ids.shape[1] > 1
+    for first in range(0, len(unique_ids), prompts_per_call):
+        ids = unique_ids[first : first + prompts_per_call]
+        mask = unique_mask[first : first + prompts_per_call]
+        cache = {cache_argument(model): shared_prompt_cache(model, ids, mask, n_per_prompt)} if share_prefill else {}
+        ids, mask = ids.repeat_interleave(n_per_prompt, dim=0), mask.repeat_interleave(n_per_prompt, dim=0)
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **cache)
+        chunks.append(out[:, ids.shape[1] :])
+    model.train(was_training)
+    width = max(c.shape[1] for c in chunks)
+    completion_ids = torch.cat(
+        [nn.functional.pad(c, (0, width - c.shape[1]), value=tokenizer.pad_token_id) for c in chunks]
+    )  # [B, T]
+    completion_mask = completion_masks(completion_ids, eos)  # [B, T]
+    prompt_ids = unique_ids.repeat_interleave(n_per_prompt, dim=0)  # [B, P]
+    prompt_mask = unique_mask.repeat_interleave(n_per_prompt, dim=0)  # [B, P]
+    return finish_rollout(tokenizer, prompt_ids, prompt_mask, completion_ids, completion_mask, eos)
+
+
+def finish_rollout(
+    tokenizer: Any,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    eos_ids: Sequence[int],
+) -> Rollout:
+    """Texts and token char offsets of given completions (also used to build test rollouts)."""
+    ids_cpu = completion_ids.cpu().numpy()
+    mask_cpu = completion_mask.cpu().numpy()
+    texts, offsets = [], np.zeros((*ids_cpu.shape, 2), dtype=np.int64)  # [B, T, 2]
+    for b in range(len(ids_cpu)):
+        real = ids_cpu[b][mask_cpu[b]]
+        body = [int(t) for t in real if int(t) not in eos_ids]  # the EOS adds no text
+        text = tokenizer.decode(body, skip_special_tokens=False)
+        texts.append(text)
+        offsets[b, : len(body)] = token_char_offsets(tokenizer, body, text)
+        offsets[b, len(body) : len(real)] = len(text)  # the EOS: an empty span at the end
+    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask.to(completion_ids.device), texts, offsets)
