@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
+from importlib import resources
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from ospo_fast.packing import SpecialIds, encoder_batch, pack_query_subsets, pac
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WANDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "wands_query.tsv"
+# The packaged copy of the WANDS queries (MIT licence, beside it in ospo_fast/data).
+WANDS = resources.files("ospo_fast.data").joinpath("wands_query.tsv")
 
 # Punctuation, digits, accents, CJK, emoji, control characters, a word past WordPiece's
 # 100-character limit, whitespace runs and empty segments.
@@ -36,8 +38,7 @@ AWKWARD = [
 
 
 def _answers() -> list[str]:
-    with WANDS.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+    rows = list(csv.DictReader(io.StringIO(WANDS.read_text(encoding="utf-8")), delimiter="\t"))
     return [f"looking for a {r['query']} in {r['query_class']}, under $49.99 (2 pcs)!" for r in rows] + AWKWARD
 
 
