@@ -15,7 +15,6 @@ Prints p50 times and speedups against the loop; writes JSON and CSV.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import measure, print_table, timing_row, write_results  # noqa: E402
+from owen_throughput import python_owen  # noqa: E402
 
 import ospo_fast as of  # noqa: E402
 from ospo_fast import reference  # noqa: E402
@@ -63,18 +63,7 @@ def published_style_loop(step: dict[str, np.ndarray], reward: float = 0.5) -> li
     segment_start = 0
     for b, n in enumerate(step["n_segments"].tolist()):
         lo, hi = step["coalition_offsets"][b], step["coalition_offsets"][b + 1]
-        value_of = {
-            frozenset(range(start, end)): value
-            for (start, end), value in zip(step["coalitions"][lo:hi].tolist(), step["values"][lo:hi].tolist())
-        }
-        phi = [0.0] * n
-        for i in range(n):
-            for coalition, value in value_of.items():
-                if i in coalition:
-                    continue
-                grown = coalition | {i}
-                if grown in value_of:
-                    phi[i] += (value_of[grown] - value) / (n * math.comb(n - 1, len(coalition)))
+        phi = python_owen(n, step["coalitions"][lo:hi].tolist(), step["values"][lo:hi].tolist())
         spans = step["segment_spans"][segment_start : segment_start + n].tolist()
         segment_start += n
         credit = []
