@@ -124,7 +124,7 @@ def adapter_weights(run_dir, step):
 
 
 def test_resume_continues_exactly(tiny_model, world, tmp_path):
-    common = {"algorithm": "ospo-prop", "sft_steps": 1, "steps": 4, "lora_dropout": 0.1}
+    common = {"algorithm": "ospo-prop", "sft_steps": 1, "steps": 4, "lora_dropout": 0.1, "eval_at_start": False}
     straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
     Trainer(tiny_config(tiny_model, straight_dir, **common), world=world).train()
 
