@@ -88,8 +88,9 @@ def _dyadic(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     [(1, 1, 1, 1, 1), (1, 5, 1, 1, 1), (7, 1030, 3, 9, 3), (40, 2500, 16, 100, 5), (3, 50, 8, 50, 2)],
 )
 @pytest.mark.parametrize("k", [1, 3, 17, 1000])
+@pytest.mark.parametrize("cpu_kernel", ["auto", "tiled"])
 def test_pool_ndcg_dense_matches_reference_with_ties(
-    n_queries: int, n_items: int, dim: int, pool_size: int, n_pools: int, k: int
+    n_queries: int, n_items: int, dim: int, pool_size: int, n_pools: int, k: int, cpu_kernel: str
 ) -> None:
     rng = np.random.default_rng(n_items + k)
     corpus = _dyadic(rng, (n_items, dim))
@@ -99,7 +100,7 @@ def test_pool_ndcg_dense_matches_reference_with_ties(
         pools[0, -2:] = -1
     relevance = rng.integers(0, 4, pools.shape).astype(np.float64)
     owner = rng.integers(0, n_pools, n_queries)
-    got = of.pool_ndcg_dense(queries, corpus, pools, relevance, owner, k)
+    got = of.pool_ndcg_dense(queries, corpus, pools, relevance, owner, k, cpu_kernel=cpu_kernel)  # type: ignore[arg-type]
     np.testing.assert_allclose(got, ref.pool_ndcg_dense(queries, corpus, pools, relevance, owner, k), atol=1e-12)
 
 
@@ -115,7 +116,7 @@ def test_pool_ndcg_dense_random_embeddings_across_many_tiles(monkeypatch: pytest
     relevance = (rng.random(pools.shape) < 0.1).astype(np.float64)
     owner = rng.integers(0, 4, 30)
     for k in (10, 1000):
-        got = of.pool_ndcg_dense(queries, corpus, pools, relevance, owner, k)
+        got = of.pool_ndcg_dense(queries, corpus, pools, relevance, owner, k, cpu_kernel="tiled")
         np.testing.assert_allclose(got, ref.pool_ndcg_dense(queries, corpus, pools, relevance, owner, k), atol=1e-12)
 
 

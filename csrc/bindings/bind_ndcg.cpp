@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "bindings/checks.h"
+#include "ospo/bf16_screen.h"
 #include "ospo/ndcg.h"
+#include "ospo/screened_ndcg.h"
 
 namespace ospo_bindings {
 
@@ -89,6 +91,52 @@ class PoolRankingState {
   ospo::PoolRanking ranking_;
 };
 
+// A corpus packed once for the screened fused NDCG@pool. It keeps a reference to the
+// float32 rows, which the caller must not change (ndcg.prepare_corpus hands it a
+// read-only copy).
+class ScreenedCorpus {
+ public:
+  explicit ScreenedCorpus(const py::array& corpus_in) : rows_(require<float>(corpus_in, "corpus", {-1, -1})) {
+    require_finite(rows_, "corpus");
+    if (rows_.shape(0) >= (int64_t(1) << 31))
+      throw py::value_error("corpus must have fewer than 2**31 rows, got " + std::to_string(rows_.shape(0)));
+    py::gil_scoped_release release;
+    if (!ospo::pack_bf16_corpus(rows_.data(), rows_.shape(0), rows_.shape(1), packed_))
+      throw py::value_error("corpus holds values too large for bf16 screening (|x| >= 3.39e38)");
+  }
+
+  int64_t n_items() const { return packed_.n_rows; }
+  int64_t dim() const { return packed_.dim; }
+
+  // NDCG@pool per query, or None where this CPU cannot run the screen.
+  py::object pool_ndcg(const py::array& queries_in, const py::array& pool_items_in, const py::array& relevance_in,
+                       int64_t k, const std::string& gain) const {
+    const auto queries = require<float>(queries_in, "queries", {-1, packed_.dim});
+    const int64_t C = queries.shape(0);
+    const auto pool_items = require<int64_t>(pool_items_in, "pool_items", {C, -1});
+    const int64_t P = pool_items.shape(1);
+    const auto relevance = require<double>(relevance_in, "pool_relevance", {C, P});
+    require_positive(k, "k");
+    require_finite(queries, "queries");
+    require_finite(relevance, "pool_relevance");
+    require_pool_items(pool_items, packed_.n_rows);
+    const ospo::Gain parsed = parse_gain(gain);
+    py::array_t<double> out(C);
+    bool done = false;
+    {
+      py::gil_scoped_release release;
+      done = ospo::pool_ndcg_screened(queries.data(), C, rows_.data(), packed_, pool_items.data(), relevance.data(), P,
+                                      k, parsed, out.mutable_data());
+    }
+    if (!done) return py::none();
+    return std::move(out);
+  }
+
+ private:
+  py::array_t<float, py::array::c_style> rows_;  // [N, d] the exact scores' source
+  ospo::Bf16Corpus packed_;
+};
+
 }  // namespace
 
 void bind_ndcg(py::module_& m) {
@@ -118,6 +166,17 @@ void bind_ndcg(py::module_& m) {
            py::arg("n_items"), py::arg("k"))
       .def("add_tile", &PoolRankingState::add_tile, py::arg("tile_scores"), py::arg("tile_start"))
       .def("ndcg", &PoolRankingState::ndcg);
+
+  m.def("bf16_screen_supported", &ospo::bf16_screen_supported,
+        "True when this CPU runs the bf16-screened fused NDCG (x86-64 with AVX512-BF16).");
+  py::class_<ScreenedCorpus>(m, "ScreenedCorpus",
+                              "A corpus packed once for the bf16-screened fused NDCG@pool (exact fp64 scores).")
+      .def(py::init<const py::array&>(), py::arg("corpus"))
+      .def_property_readonly("n_items", &ScreenedCorpus::n_items)
+      .def_property_readonly("dim", &ScreenedCorpus::dim)
+      .def("pool_ndcg", &ScreenedCorpus::pool_ndcg, py::arg("queries"), py::arg("pool_items"),
+           py::arg("pool_relevance"), py::arg("k"), py::arg("gain"),
+           "NDCG@pool of queries [C, d] judged on pool rows [C, P]; None where the CPU lacks AVX512-BF16.");
 }
 
 }  // namespace ospo_bindings

@@ -69,21 +69,6 @@ void pool_ranking_init(const double* pool_scores, const int64_t* pool_items, con
 
 namespace {
 
-// First sorted position j that catalog row `item` with `score` ranks before:
-// every position from there on is beaten by it (sorted order = ranking order).
-inline int64_t first_beaten(double score, int64_t item, const double* sorted_scores, const int64_t* sorted_items,
-                            int64_t n_searched) {
-  int64_t lo = 0, hi = n_searched;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (ranks_before(score, item, sorted_scores[mid], sorted_items[mid]))
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  return lo;
-}
-
 // Columns scanned between updates of the live prefix.
 constexpr int64_t kBlock = 256;
 

@@ -46,6 +46,21 @@ void pool_ranking_add_tile(const float* tile_scores, int64_t tile_length, int64_
 void pool_ranking_add_tile(const double* tile_scores, int64_t tile_length, int64_t row_stride, int64_t tile_start,
                            PoolRanking& ranking);
 
+// First sorted position j that catalog row `item` with `score` ranks before: every
+// position from there on is beaten by it (sorted order = ranking order).
+inline int64_t first_beaten(double score, int64_t item, const double* sorted_scores, const int64_t* sorted_items,
+                            int64_t n_searched) {
+  int64_t lo = 0, hi = n_searched;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (ranks_before(score, item, sorted_scores[mid], sorted_items[mid]))
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
 // NDCG@pool of every query once all tiles are in: pool items with fewer than k rows
 // before them are kept, in ranking order; IDCG from the pool's gains cut at k.
 void pool_ranking_ndcg(const PoolRanking& ranking, double* out /*[C]*/);

@@ -10,7 +10,7 @@ from ospo_fast._native import cuda_kernels_built, native_available
 from ospo_fast.coalitions import coalition_plan, contiguous_coalitions, sample_coalitions, sample_subset_coalitions
 from ospo_fast.credit import redistribute, redistribute_batch, token_advantages_batch, token_credit, token_credit_batch
 from ospo_fast.grpo import group_advantages
-from ospo_fast.ndcg import ndcg_at_k, pool_ndcg, pool_ndcg_dense
+from ospo_fast.ndcg import PreparedCorpus, ndcg_at_k, pool_ndcg, pool_ndcg_dense, prepare_corpus, screen_supported
 from ospo_fast.owen import exact_shapley, owen_values, owen_values_batch
 from ospo_fast.packing import encoder_batch
 
@@ -27,6 +27,7 @@ def cuda_available() -> bool:
 
 
 __all__ = [
+    "PreparedCorpus",
     "__version__",
     "coalition_plan",
     "contiguous_coalitions",
@@ -41,10 +42,12 @@ __all__ = [
     "owen_values_batch",
     "pool_ndcg",
     "pool_ndcg_dense",
+    "prepare_corpus",
     "redistribute",
     "redistribute_batch",
     "sample_coalitions",
     "sample_subset_coalitions",
+    "screen_supported",
     "token_advantages_batch",
     "token_credit",
     "token_credit_batch",

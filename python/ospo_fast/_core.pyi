@@ -101,6 +101,25 @@ class PoolRanking:
     def add_tile(self, tile_scores: npt.NDArray[np.float32] | npt.NDArray[np.float64], tile_start: int) -> None: ...
     def ndcg(self) -> npt.NDArray[np.float64]: ...
 
+def bf16_screen_supported() -> bool: ...
+
+class ScreenedCorpus:
+    """A corpus packed once for the bf16-screened fused NDCG@pool (exact fp64 scores)."""
+
+    def __init__(self, corpus: npt.NDArray[np.float32]) -> None: ...
+    @property
+    def n_items(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    def pool_ndcg(
+        self,
+        queries: npt.NDArray[np.float32],
+        pool_items: npt.NDArray[np.int64],
+        pool_relevance: npt.NDArray[np.float64],
+        k: int,
+        gain: Literal["linear", "exp"],
+    ) -> npt.NDArray[np.float64] | None: ...
+
 # partial-query packing (csrc/ospo/pack.cpp); returns (input_ids, attention_mask) int64 [K, L]
 def pack_query_windows(
     segment_token_ids: npt.NDArray[np.int32],

@@ -6,7 +6,8 @@ Ranking everywhere: score descending, then the lower catalog row first.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,6 +21,42 @@ from ospo_fast.reference import GainMode
 _TILE_BYTES = 64 << 20
 # Queries scored together; a larger batch is split so tiles stay within _TILE_BYTES.
 _MAX_QUERIES_PER_PASS = 16384
+
+CpuKernel = Literal["auto", "screened", "tiled"]
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedCorpus:
+    """A float32 corpus ``[N, d]`` prepared once for :func:`pool_ndcg_dense` (like adding it to an index).
+
+    ``rows`` is a read-only view of the corpus (a copy when it was not float32 and
+    C-contiguous): the corpus must not change after preparing. ``screened`` is the
+    native bf16-packed copy the screened CPU kernel reads, or None where this CPU lacks
+    AVX512-BF16 (or there is no native core).
+    """
+
+    rows: np.ndarray  # [N, d] float32
+    screened: Any
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows.shape  # type: ignore[return-value]
+
+
+def screen_supported() -> bool:
+    """True when the CPU runs the screened fused NDCG (native core, x86-64 with AVX512-BF16)."""
+    return core is not None and bool(core.bf16_screen_supported())
+
+
+def prepare_corpus(corpus: Any) -> PreparedCorpus:
+    """``corpus [N, d]`` as float32, packed for the screened CPU kernel where it runs."""
+    if isinstance(corpus, PreparedCorpus):
+        return corpus
+    rows = as_float32("corpus", gpu.to_numpy(corpus)).view()
+    if rows.ndim != 2:
+        raise ValueError(f"corpus must be [N, d], got shape {rows.shape}")
+    rows.setflags(write=False)
+    return PreparedCorpus(rows, core.ScreenedCorpus(rows) if screen_supported() and rows.size else None)
 
 
 def _check_k(k: int) -> int:
@@ -102,25 +139,38 @@ def pool_ndcg_dense(
     *,
     backend: Backend = "auto",
     precision: DotPrecision = "ieee",
+    cpu_kernel: CpuKernel = "auto",
 ) -> Any:
     """Fused NDCG@pool for inner-product retrieval, without the ``[C, N]`` score matrix.
 
-    ``queries [C, d]`` and ``corpus [N, d]`` (float32); query c is judged on pool row
-    ``query_pool[c]`` of ``pool_items [S, P]`` / ``pool_relevance [S, P]``. Pool items are
-    scored first; the corpus then streams through in tiles (a BLAS matmul each) while
-    the core counts, per pool item, the catalog rows that rank before it. State is
-    ``O(C · P)``. Returns ``[C]``: float64 numpy on the CPU.
+    ``queries [C, d]`` and ``corpus [N, d]`` (float32, or a :func:`prepare_corpus` result
+    to pack it once); query c is judged on pool row ``query_pool[c]`` of
+    ``pool_items [S, P]`` / ``pool_relevance [S, P]``. Returns ``[C]``: float64 numpy on
+    the CPU.
+
+    CPU kernels (``cpu_kernel``; "auto" takes the first that runs here):
+
+    - "screened" (x86-64 with AVX512-BF16): scores are exact fp64 inner products of
+      the float32 inputs. A bf16 pass over the corpus with a certified error bound
+      settles which pool items are in the global top-k; only rows near a pool item's
+      score are rescored exactly (``csrc/ospo/screened_ndcg.h``). Per-thread state is
+      ``64 · N`` floats.
+    - "tiled": the corpus streams through in tiles, one float32 BLAS matmul each,
+      while the core counts the rows ranked before each pool item; state ``O(C · P)``.
 
     CUDA tensors run the Triton kernel (``kernels/triton/fused_ndcg.py``, dot
     ``precision`` "ieee", "tf32x3" or "tf32") and return a float32 tensor on the
     device; ``backend`` forces "cpu" or "triton" (see :mod:`ospo_fast.gpu`).
     """
-    inputs = (queries, corpus, pool_items, pool_relevance, query_pool)
+    if cpu_kernel not in ("auto", "screened", "tiled"):
+        raise ValueError(f"cpu_kernel must be 'auto', 'screened' or 'tiled', got {cpu_kernel!r}")
+    prepared = corpus if isinstance(corpus, PreparedCorpus) else None
+    inputs = (queries, prepared.rows if prepared else corpus, pool_items, pool_relevance, query_pool)
     kernel = gpu.resolve_backend("ndcg", backend, *inputs)
     if kernel != "cpu":
         return gpu.pool_ndcg_dense(*inputs, k, gain, backend=kernel, precision=precision)
     q = as_float32("queries", gpu.to_numpy(queries))
-    x = as_float32("corpus", gpu.to_numpy(corpus))
+    x = prepared.rows if prepared else as_float32("corpus", gpu.to_numpy(corpus))
     pools = as_int("pool_items", gpu.to_numpy(pool_items))
     rel = as_float("pool_relevance", gpu.to_numpy(pool_relevance))
     owner = as_int("query_pool", gpu.to_numpy(query_pool)).reshape(-1)
@@ -135,6 +185,13 @@ def pool_ndcg_dense(
         raise ValueError(f"query_pool entries must be in [0, {pools.shape[0]}), got [{owner.min()}, {owner.max()}]")
     if core is None:
         return gpu.like_inputs(reference.pool_ndcg_dense(q, x, pools, rel, owner, k, gain), *inputs)
+    if cpu_kernel == "screened" and not screen_supported():
+        raise RuntimeError("cpu_kernel='screened' needs the native core on an x86-64 CPU with AVX512-BF16")
+    if cpu_kernel != "tiled" and screen_supported() and x.size and q.size:
+        screened = (prepared or prepare_corpus(x)).screened
+        out = screened.pool_ndcg(q, np.ascontiguousarray(pools[owner]), np.ascontiguousarray(rel[owner]), k, gain)
+        if out is not None:
+            return gpu.like_inputs(out, *inputs)
     out = np.zeros(q.shape[0], dtype=np.float64)
     for start in range(0, q.shape[0], _MAX_QUERIES_PER_PASS):
         block = slice(start, start + _MAX_QUERIES_PER_PASS)

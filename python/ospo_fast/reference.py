@@ -423,11 +423,13 @@ def pool_ndcg_dense(
     """:func:`pool_ndcg` with inner-product scores (``ospo::pool_ndcg_dense``).
 
     ``queries [C, d]`` are scored against ``corpus [N, d]``; query c is judged on pool
-    row ``query_pool[c]`` of ``pool_items [S, P]`` / ``pool_relevance [S, P]``. This twin
-    builds the ``[C, N]`` score matrix the native version avoids.
+    row ``query_pool[c]`` of ``pool_items [S, P]`` / ``pool_relevance [S, P]``. Scores
+    are the float32 inputs' inner products in float64 (what the screened native kernel
+    computes exactly). This twin builds the ``[C, N]`` score matrix the native version avoids.
     """
     query_pool = np.asarray(query_pool, dtype=np.int64)
-    scores = np.asarray(queries, dtype=np.float32) @ np.asarray(corpus, dtype=np.float32).T  # [C, N]
+    queries64 = np.asarray(queries, dtype=np.float32).astype(np.float64)
+    scores = queries64 @ np.asarray(corpus, dtype=np.float32).astype(np.float64).T  # [C, N]
     return pool_ndcg(scores, np.asarray(pool_items)[query_pool], np.asarray(pool_relevance)[query_pool], k, gain)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 import ospo_fast as ops  # the core ops (native when built, else their twins in ospo_fast.reference)
 from ospo_fast import metrics
+from ospo_fast.ndcg import PreparedCorpus
 
 RewardGain = Literal["binary", "graded", "exp"]
 CoreGain = Literal["linear", "exp"]
@@ -192,6 +193,7 @@ class RetrievalReward:
         self.k = int(k)
         self.gain: RewardGain = gain
         self.core_gain: CoreGain = "exp" if gain == "exp" else "linear"
+        self._prepared_corpus: PreparedCorpus | None = None  # packed on first use, like an index
 
     # ------------------------------------------------------------------ pools
 
@@ -273,9 +275,11 @@ class RetrievalReward:
             )
         if not plan.texts:
             return np.zeros(0, dtype=np.float64)
+        if self._prepared_corpus is None:
+            self._prepared_corpus = ops.prepare_corpus(self.retriever.corpus)
         return ops.pool_ndcg_dense(
             embeddings[plan.pair_text],
-            self.retriever.corpus,
+            self._prepared_corpus,
             pools.items,
             pools.relevance,
             plan.pair_pool,
