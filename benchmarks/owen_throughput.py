@@ -539,10 +539,21 @@ def ndcg_kernel_rows(reward: RetrievalReward, encoder: Any, faiss_index: Any, st
     n_pairs, (n_items, dim) = len(embeddings), corpus.shape
     shape = f"C={n_pairs}, N={n_items}, d={dim}, k={reward.k}"
 
+    # Packed once per corpus, as faiss adds the corpus to its index once (neither is timed below).
+    started = time.perf_counter()
+    prepared = ops.prepare_corpus(corpus)
+    prepare_s = time.perf_counter() - started
+    kernel = "screened" if prepared.screened is not None else "tiled"
+
     def fused_ndcg() -> np.ndarray:
-        return ops.pool_ndcg_dense(embeddings, corpus, pools.items, pools.relevance, plan.pair_pool, reward.k)
+        return ops.pool_ndcg_dense(embeddings, prepared, pools.items, pools.relevance, plan.pair_pool, reward.k)
+
+    def tiled_ndcg() -> np.ndarray:
+        return ops.pool_ndcg_dense(embeddings, corpus, pools.items, pools.relevance, plan.pair_pool, reward.k,
+                                   cpu_kernel="tiled")
 
     fused_t, fused = measure("fused", fused_ndcg, repeats=repeats)
+    tiled_t, tiled = measure("tiled", tiled_ndcg, repeats=repeats)
     faiss_t, via_faiss = measure(
         "faiss", lambda: faiss_numpy_ndcg(faiss_index, embeddings, pools, plan.pair_pool, reward.k), repeats=repeats)
     scores = np.empty((n_pairs, n_items), dtype=np.float32)  # [C, N]
@@ -550,14 +561,18 @@ def ndcg_kernel_rows(reward: RetrievalReward, encoder: Any, faiss_index: Any, st
     rows = [
         {"kernel": "NDCG@pool: faiss IndexFlatIP top-k + numpy NDCG", "shape": shape, "p50_s": faiss_t.p50,
          "ratio": 1.0, "ratio_to": "itself"},
-        {"kernel": "NDCG@pool: fused pool_ndcg_dense", "shape": shape, "p50_s": fused_t.p50,
+        {"kernel": f"NDCG@pool: fused pool_ndcg_dense ({kernel} CPU kernel)", "shape": shape, "p50_s": fused_t.p50,
          "ratio": faiss_t.p50 / fused_t.p50, "ratio_to": "speedup over faiss + numpy"},
-        {"kernel": "bare matmul [C, d] @ [d, N] (the floor)", "shape": shape, "p50_s": matmul_t.p50,
+        {"kernel": "NDCG@pool: fused pool_ndcg_dense (tiled CPU kernel: fp32 BLAS tiles)", "shape": shape,
+         "p50_s": tiled_t.p50, "ratio": faiss_t.p50 / tiled_t.p50, "ratio_to": "speedup over faiss + numpy"},
+        {"kernel": "bare matmul [C, d] @ [d, N] (the fp32 floor)", "shape": shape, "p50_s": matmul_t.p50,
          "ratio": fused_t.p50 / matmul_t.p50, "ratio_to": "fused / matmul"},
+        {"kernel": "prepare_corpus (once per corpus, like faiss index.add)", "shape": f"N={n_items}, d={dim}",
+         "p50_s": prepare_s, "ratio": prepare_s / fused_t.p50, "ratio_to": "share of one fused call"},
     ]
     differs = np.abs(fused - via_faiss)
     checks = {"fused_vs_faiss_max_abs_diff": float(differs.max()), "fused_vs_faiss_pairs_over_1e-6": int(
-        (differs > 1e-6).sum())}
+        (differs > 1e-6).sum()), "fused_vs_tiled_max_abs_diff": float(np.abs(fused - tiled).max())}
     return rows, checks
 
 
@@ -948,7 +963,7 @@ def target_report(e2e_rows: list[dict[str, Any]], kernel_table: list[dict[str, A
         speedup = cpu[0]["speedup_vs_loop"]
         out["end_to_end_cpu_vs_loop"] = {"B": headline[0], "M": headline[1], "speedup": speedup, "target": 10.0,
                                          "met": speedup >= 10.0}
-    fused = [r for r in kernel_table if r["kernel"] == "NDCG@pool: fused pool_ndcg_dense"]
+    fused = [r for r in kernel_table if r["kernel"].startswith("NDCG@pool: fused pool_ndcg_dense")]
     if fused:
         out["fused_ndcg_vs_faiss_numpy"] = {"speedup": fused[0]["ratio"], "target": 3.0, "met": fused[0]["ratio"] >= 3.0}
     return out

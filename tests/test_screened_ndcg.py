@@ -47,6 +47,17 @@ def test_matches_reference_on_awkward_shapes(n_queries: int, n_items: int, dim: 
 
 
 @needs_screen
+def test_queries_spanning_several_screen_blocks() -> None:
+    # 20,000 rows: a block screens ~200 queries, so 450 queries take three, and the
+    # level guessed from one block's last query never leaks into the next.
+    rng = np.random.default_rng(8)
+    corpus = rng.standard_normal((20_000, 8)).astype(np.float32)
+    queries = rng.standard_normal((450, 8)).astype(np.float32) * rng.uniform(0.1, 3.0, (450, 1)).astype(np.float32)
+    pools, relevance = _pools(rng, 20_000, 100, 6)
+    _check(queries, corpus, pools, relevance, rng.integers(0, 6, 450), 1000)
+
+
+@needs_screen
 @pytest.mark.parametrize("k", [1, 5, 40, 400])
 def test_exact_ties_follow_the_lower_row_first(k: int) -> None:
     # Multiples of 1/4: every dot product is exact, and duplicated rows tie exactly.

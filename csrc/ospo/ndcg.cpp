@@ -41,29 +41,33 @@ void ndcg_at_k(const double* scores, const double* relevance, int64_t n_queries,
   });
 }
 
+void pool_ranking_init_query(const double* scores, const int64_t* items, const double* relevance, Gain gain,
+                             int64_t c, PoolRanking& ranking, std::vector<int64_t>& order) {
+  const int64_t P = ranking.pool_size;
+  order.resize(P);
+  int64_t n_valid = 0;
+  for (int64_t j = 0; j < P; ++j)
+    if (items[j] >= 0) order[n_valid++] = j;
+  std::sort(order.begin(), order.begin() + n_valid,
+            [&](int64_t a, int64_t b) { return ranks_before(scores[a], items[a], scores[b], items[b]); });
+  for (int64_t j = 0; j < P; ++j) {
+    const bool real = j < n_valid;
+    ranking.sorted_items[c * P + j] = real ? items[order[j]] : -1;
+    ranking.sorted_scores[c * P + j] = real ? scores[order[j]] : -std::numeric_limits<double>::infinity();
+    ranking.sorted_gains[c * P + j] = real ? gain_value(relevance[order[j]], gain) : 0.0;
+  }
+  ranking.n_valid[c] = n_valid;
+  ranking.n_alive[c] = n_valid;
+  std::fill(ranking.beaten_from + c * (P + 1), ranking.beaten_from + (c + 1) * (P + 1), int64_t(0));
+}
+
 void pool_ranking_init(const double* pool_scores, const int64_t* pool_items, const double* pool_relevance, Gain gain,
                        PoolRanking& ranking) {
   const int64_t P = ranking.pool_size;
   parallel_for(ranking.n_queries, 256, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> order(P);
-    for (int64_t c = begin; c < end; ++c) {
-      const double* scores = pool_scores + c * P;
-      const int64_t* items = pool_items + c * P;
-      int64_t n_valid = 0;
-      for (int64_t j = 0; j < P; ++j)
-        if (items[j] >= 0) order[n_valid++] = j;
-      std::sort(order.begin(), order.begin() + n_valid,
-                [&](int64_t a, int64_t b) { return ranks_before(scores[a], items[a], scores[b], items[b]); });
-      for (int64_t j = 0; j < P; ++j) {
-        const bool real = j < n_valid;
-        ranking.sorted_items[c * P + j] = real ? items[order[j]] : -1;
-        ranking.sorted_scores[c * P + j] = real ? scores[order[j]] : -std::numeric_limits<double>::infinity();
-        ranking.sorted_gains[c * P + j] = real ? gain_value(pool_relevance[c * P + order[j]], gain) : 0.0;
-      }
-      ranking.n_valid[c] = n_valid;
-      ranking.n_alive[c] = n_valid;
-      std::fill(ranking.beaten_from + c * (P + 1), ranking.beaten_from + (c + 1) * (P + 1), int64_t(0));
-    }
+    for (int64_t c = begin; c < end; ++c)
+      pool_ranking_init_query(pool_scores + c * P, pool_items + c * P, pool_relevance + c * P, gain, c, ranking, order);
   });
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "ospo/math.h"
 
@@ -38,6 +39,10 @@ struct PoolRanking {
 // pool_items [C, P] (-1 padding), pool_relevance [C, P]; zeroes the histogram.
 void pool_ranking_init(const double* pool_scores, const int64_t* pool_items, const double* pool_relevance, Gain gain,
                        PoolRanking& ranking);
+
+// pool_ranking_init for query c alone: scores, items, relevance [P]; `order` is scratch.
+void pool_ranking_init_query(const double* scores, const int64_t* items, const double* relevance, Gain gain,
+                             int64_t c, PoolRanking& ranking, std::vector<int64_t>& order);
 
 // Adds one tile of corpus scores: tile_scores [C, L] (row stride `row_stride`) for
 // catalog rows [tile_start, tile_start + L).

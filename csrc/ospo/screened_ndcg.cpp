@@ -18,9 +18,17 @@ namespace ospo {
 #ifdef OSPO_SCREEN_X86
 namespace {
 
-// Queries screened per corpus pass; their screen rows ([64, N] float32) are the
-// per-thread working set.
-constexpr int64_t kBlockQueries = 64;
+// Screen rows per thread: the queries screened per corpus pass share that pass and
+// their band rows (siblings overlap), so blocks are as large as this budget allows,
+// while every thread still gets a block.
+constexpr int64_t kScreenBudgetBytes = int64_t(16) << 20;
+
+int64_t block_queries(int64_t n_padded, int64_t n_queries) {
+  const int64_t fit = kScreenBudgetBytes / (n_padded * int64_t(sizeof(float)));
+  const int64_t per_thread = (n_queries + default_threads() - 1) / default_threads();
+  const int64_t size = fit < per_thread ? fit : per_thread;
+  return size < kScreenQueries ? kScreenQueries : (size > 256 ? 256 : size);
+}
 
 // The one definition of a score on this path: float32 inputs, fp64 products (exact)
 // summed in a fixed order, so a pool item and its own corpus row score identically.
@@ -59,6 +67,8 @@ float float_at_least(double value) {
 struct CountScratch {
   std::vector<float> candidate_scores;  // [N + 16] screen scores of the rows that may matter
   std::vector<int32_t> candidate_rows;  // [N + 16] their catalog rows
+  std::vector<double> pool_scores;      // [P]
+  std::vector<int64_t> order;           // [P]
 };
 
 // Moves the rows whose screen score is >= level to the front of the scratch; returns how many.
@@ -160,16 +170,25 @@ struct Verdict {
 // Pool items are in ranking order and the rows before them only grow along it, so
 // the items in the top-k are a prefix. Certain lower and upper counts from the
 // screen bracket it; the rows that could still change it are appended to `band`.
+// Where one query stands: its screen row and bound, its pool, and the block's scratch.
+struct QueryInput {
+  const float* screen;  // [n_items] screen scores
+  double bound;         // certified |screen - exact|
+  const float* query;   // [d]
+  const int64_t* pool_items;
+  const double* pool_relevance;  // [P]
+};
+
 // `guess` is a screen level the previous (sibling) query needed; it comes back as
 // this query's, for the next.
-__attribute__((target("avx512f"))) Verdict screen_query(const float* screen, double bound, int64_t n_items, int64_t c,
-                                                         int32_t local, const PoolRanking& ranking, float& guess,
-                                                         CountScratch& scratch, int64_t* before,
-                                                         std::vector<BandPair>& band) {
-  const int64_t P = ranking.pool_size, k = ranking.k, n_valid = ranking.n_valid[c];
-  const double* sorted_scores = ranking.sorted_scores + c * P;
-  if (n_valid == 0) return {0, 0};
-  const float* scores = scratch.candidate_scores.data();
+__attribute__((target("avx512f"))) Verdict screen_query(const QueryInput& input, const float* corpus, int64_t n_items,
+                                                         int64_t dim, Gain gain, int64_t c, int32_t local,
+                                                         PoolRanking& ranking, float& guess, CountScratch& scratch,
+                                                         int64_t* before, std::vector<BandPair>& band) {
+  const int64_t P = ranking.pool_size, k = ranking.k;
+  const float* screen = input.screen;
+  const double bound = input.bound;
+  float* scores = scratch.candidate_scores.data();
   const int32_t* rows = scratch.candidate_rows.data();
   // Rows below the guess are set aside at once; a guess that leaves fewer than k rows
   // (or too few for the items that stay live) is retried from nothing.
@@ -182,10 +201,20 @@ __attribute__((target("avx512f"))) Verdict screen_query(const float* screen, dou
   // k rows score at least `reached` - bound exactly: every pool item strictly below is out.
   double out_below = -std::numeric_limits<double>::infinity();
   if (n_items >= k) {
-    const float reached = highest_level_reached(scores, n_candidates, k);
-    out_below = double(reached) - bound;
+    out_below = double(highest_level_reached(scores, n_candidates, k)) - bound;
     guess = float_at_most(out_below - 2.0 * bound);
   }
+  // Only pool items that may stay in need their exact score; the rest sort last.
+  double* pool_scores = scratch.pool_scores.data();
+  for (int64_t j = 0; j < P; ++j) {
+    const int64_t item = input.pool_items[j];
+    pool_scores[j] = item >= 0 && double(screen[item]) + bound >= out_below
+                         ? exact_dot(input.query, corpus + item * dim, dim)
+                         : -std::numeric_limits<double>::infinity();
+  }
+  pool_ranking_init_query(pool_scores, input.pool_items, input.pool_relevance, gain, c, ranking, scratch.order);
+  const int64_t n_valid = ranking.n_valid[c];
+  const double* sorted_scores = ranking.sorted_scores + c * P;
   int64_t n_alive = 0;
   while (n_alive < n_valid && sorted_scores[n_alive] >= out_below) ++n_alive;
   if (n_alive == 0) return {0, 0};
@@ -238,7 +267,7 @@ void sort_by_row(std::vector<BandPair>& band, std::vector<BandPair>& sorted, std
 __attribute__((target("avx512f"))) void settle_band(const std::vector<BandPair>& pairs, const float* queries,
                                                      const float* corpus, int64_t dim, int64_t first_query,
                                                      const Verdict* verdicts, const double* bounds,
-                                                     const PoolRanking& ranking, int64_t* before /*[64, P]*/) {
+                                                     const PoolRanking& ranking, int64_t* before /*[block, P]*/) {
   const int64_t P = ranking.pool_size, n_pairs = int64_t(pairs.size());
   for (int64_t i = 0; i < n_pairs; ++i) {
     if (i + 8 < n_pairs && pairs[i + 8].row != pairs[i + 7].row) {
@@ -270,14 +299,6 @@ bool pool_ndcg_screened(const float* queries, int64_t n_queries, const float* co
   Bf16Queries packed_queries;
   if (!pack_bf16_queries(queries, n_queries, dim, packed_queries)) return false;
   const int64_t C = n_queries, P = pool_size;
-  std::vector<double> pool_scores(C * P, 0.0);  // [C, P]
-  parallel_for(C, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c)
-      for (int64_t j = 0; j < P; ++j) {
-        const int64_t item = pool_items[c * P + j];
-        if (item >= 0) pool_scores[c * P + j] = exact_dot(queries + c * dim, corpus + item * dim, dim);
-      }
-  });
   std::vector<double> sorted_scores(C * P), sorted_gains(C * P);
   std::vector<int64_t> sorted_items(C * P), n_valid(C), n_alive(C), beaten_from(C * (P + 1));
   PoolRanking ranking{C,
@@ -289,25 +310,29 @@ bool pool_ndcg_screened(const float* queries, int64_t n_queries, const float* co
                       n_valid.data(),
                       n_alive.data(),
                       beaten_from.data()};
-  pool_ranking_init(pool_scores.data(), pool_items, pool_relevance, gain, ranking);
-  const int64_t n_blocks = (C + kBlockQueries - 1) / kBlockQueries;
+  const int64_t block_size = block_queries(packed_corpus.n_padded, C);
+  const int64_t n_blocks = (C + block_size - 1) / block_size;
   parallel_for(n_blocks, 1, [&](int64_t first_block, int64_t end_block) {
-    std::vector<float> screen(kBlockQueries * packed_corpus.n_padded);  // [64, N padded]
-    CountScratch scratch{std::vector<float>(n_items + 16), std::vector<int32_t>(n_items + 16)};
-    std::vector<int64_t> before(kBlockQueries * P), bucket_starts;  // [64, P]
-    std::vector<double> bounds(kBlockQueries);
-    std::vector<Verdict> verdicts(kBlockQueries);
+    std::vector<float> screen(block_size * packed_corpus.n_padded);  // [block, N padded]
+    CountScratch scratch{std::vector<float>(n_items + 16), std::vector<int32_t>(n_items + 16),
+                         std::vector<double>(P), std::vector<int64_t>(P)};
+    std::vector<int64_t> before(block_size * P), bucket_starts;  // [block, P]
+    std::vector<double> bounds(block_size);
+    std::vector<Verdict> verdicts(block_size);
     std::vector<BandPair> band, band_by_row;
     for (int64_t block = first_block; block < end_block; ++block) {
-      const int64_t first = block * kBlockQueries;
-      const int64_t count = C - first < kBlockQueries ? C - first : kBlockQueries;
+      const int64_t first = block * block_size;
+      const int64_t count = C - first < block_size ? C - first : block_size;
       bf16_screen_scores(packed_queries, first, count, packed_corpus, screen.data());
       band.clear();
-        float guess = -std::numeric_limits<float>::infinity();
+      float guess = -std::numeric_limits<float>::infinity();
       for (int64_t q = 0; q < count; ++q) {
-        bounds[q] = screen_bound(packed_queries, first + q, packed_corpus);
-        verdicts[q] = screen_query(screen.data() + q * packed_corpus.n_padded, bounds[q], n_items, first + q,
-                                   int32_t(q), ranking, guess, scratch, before.data() + q * P, band);
+        const int64_t c = first + q;
+        bounds[q] = screen_bound(packed_queries, c, packed_corpus);
+        const QueryInput input{screen.data() + q * packed_corpus.n_padded, bounds[q], queries + c * dim,
+                               pool_items + c * P, pool_relevance + c * P};
+        verdicts[q] = screen_query(input, corpus, n_items, dim, gain, c, int32_t(q), ranking, guess, scratch,
+                                   before.data() + q * P, band);
       }
       sort_by_row(band, band_by_row, bucket_starts, n_items);
       settle_band(band_by_row, queries, corpus, dim, first, verdicts.data(), bounds.data(), ranking, before.data());
