@@ -234,15 +234,7 @@ def set_torch_threads(n: int) -> None:
 
 
 def set_onnx_threads(encoder: Any, n: int) -> None:
-    """Rebuild an OnnxEncoder's session with ``n`` intra-op threads (it takes onnxruntime's default)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = n
-    options.inter_op_num_threads = 1
-    # The session keeps its source: the cached file, or the bytes of a fresh export.
-    source = encoder.session._model_path or encoder.session._model_bytes
-    encoder.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    encoder.set_threads(n)
 
 
 def set_blas_core_threads(n: int) -> None:

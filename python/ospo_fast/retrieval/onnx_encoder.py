@@ -19,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ospo_fast.retrieval.encoders import (
+    LengthSortedEncoding,
     check_token_ids,
-    encode_length_sorted,
     l2_normalise,
     mean_pool,
     minilm_path,
@@ -35,10 +35,11 @@ PARAPHRASE_OUTPUT = "461"
 PARAPHRASE_MAX_LENGTH = 128
 
 
-class OnnxEncoder:
+class OnnxEncoder(LengthSortedEncoding):
     """Tokenise, run the graph on [Q, L] int64 input_ids/attention_mask, pool, normalise.
 
-    `onnx_model` is a file or the serialised graph itself.
+    `onnx_model` is a file or the serialised graph itself. `intra_op_threads` None
+    takes onnxruntime's default (one per core).
     """
 
     def __init__(
@@ -50,13 +51,12 @@ class OnnxEncoder:
         max_length: int,
         output_name: str,
         pooling: Literal["model", "mean"],
+        intra_op_threads: int | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         if pooling not in ("model", "mean"):
             raise ValueError(f"pooling must be 'model' or 'mean', got {pooling!r}")
-        source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
-        self.session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+        self._source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+        self.set_threads(intra_op_threads)
         outputs = {o.name: o for o in self.session.get_outputs()}
         if output_name not in outputs:
             raise ValueError(f"the ONNX graph of {name!r} has no output {output_name!r}; it has {sorted(outputs)}")
@@ -67,6 +67,18 @@ class OnnxEncoder:
         self.pooling = pooling
         self.dim = int(outputs[output_name].shape[-1])
 
+    def set_threads(self, intra_op_threads: int | None) -> None:
+        """Rebuild the session with this many intra-op threads (None: onnxruntime's default)."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if intra_op_threads is not None:
+            if isinstance(intra_op_threads, bool) or not isinstance(intra_op_threads, int) or intra_op_threads < 1:
+                raise ValueError(f"intra_op_threads must be a positive int or None, got {intra_op_threads!r}")
+            options.intra_op_num_threads = intra_op_threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(self._source, options, providers=["CPUExecutionProvider"])
+
     def encode_token_ids(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Embed a padded token batch: int64 [Q, L] ids and mask -> float32 [Q, dim]."""
         ids, mask = check_token_ids(input_ids, attention_mask)
@@ -75,20 +87,6 @@ class OnnxEncoder:
         (out,) = self.session.run([self.output_name], {"input_ids": ids, "attention_mask": mask})
         pooled = out if self.pooling == "model" else mean_pool(out, mask)  # [Q, dim]
         return l2_normalise(pooled)
-
-    def encode(
-        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
-    ) -> np.ndarray:
-        """Embed texts: float32 [n, dim], unit rows, in input order."""
-        return encode_length_sorted(
-            texts,
-            self.tokenizer,
-            self.max_length,
-            self.encode_token_ids,
-            dim=self.dim,
-            batch_size=batch_size,
-            show_progress=show_progress,
-        )
 
 
 def paraphrase_onnx_path() -> Path:
