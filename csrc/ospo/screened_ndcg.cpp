@@ -8,7 +8,7 @@
 #include "ospo/ndcg.h"
 #include "ospo/parallel.h"
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(OSPO_HAVE_AVX512BF16) && defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 #define OSPO_SCREEN_X86 1
 #endif
