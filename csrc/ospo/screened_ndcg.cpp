@@ -20,14 +20,18 @@ namespace {
 
 // Screen rows per thread: the queries screened per corpus pass share that pass and
 // their band rows (siblings overlap), so blocks are as large as this budget allows,
-// while every thread still gets a block.
+// while every thread still gets a block. At least 64 queries share a pass even when
+// that takes more memory (64 x N floats): with fewer, a large corpus would stream
+// from memory for every handful of queries.
 constexpr int64_t kScreenBudgetBytes = int64_t(16) << 20;
+constexpr int64_t kMinBlockQueries = 64, kMaxBlockQueries = 256;
 
 int64_t block_queries(int64_t n_padded, int64_t n_queries) {
   const int64_t fit = kScreenBudgetBytes / (n_padded * int64_t(sizeof(float)));
   const int64_t per_thread = (n_queries + default_threads() - 1) / default_threads();
   const int64_t size = fit < per_thread ? fit : per_thread;
-  return size < kScreenQueries ? kScreenQueries : (size > 256 ? 256 : size);
+  const int64_t floor = per_thread < kMinBlockQueries ? per_thread : kMinBlockQueries;
+  return size < floor ? floor : (size > kMaxBlockQueries ? kMaxBlockQueries : size);
 }
 
 // The one definition of a score on this path: float32 inputs, fp64 products (exact)

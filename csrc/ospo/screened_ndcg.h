@@ -22,8 +22,8 @@ namespace ospo {
 // query c is judged on pool row c of pool_items [C, P] (unique catalog rows, -1
 // padding) with pool_relevance [C, P]. Returns false, writing nothing, when the CPU
 // lacks AVX512-BF16 or a query is too large for bf16; callers then use the tiled
-// fp32 path (pool_ranking_add_tile). Working memory: up to 16 MiB of screen rows
-// per thread (at least 8 x N floats).
+// fp32 path (pool_ranking_add_tile). Working memory per thread: 16 MiB of screen
+// rows, or 64 x N floats when that is more.
 bool pool_ndcg_screened(const float* queries /*[C, d]*/, int64_t n_queries, const float* corpus /*[N, d]*/,
                         const Bf16Corpus& packed_corpus, const int64_t* pool_items, const double* pool_relevance,
                         int64_t pool_size, int64_t k, Gain gain, double* out /*[C]*/);

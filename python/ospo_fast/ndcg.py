@@ -154,7 +154,7 @@ def pool_ndcg_dense(
       the float32 inputs. A bf16 pass over the corpus with a certified error bound
       settles which pool items are in the global top-k; only rows near a pool item's
       score are rescored exactly (``csrc/ospo/screened_ndcg.h``). Per-thread state is
-      up to 16 MiB of screen rows (at least ``8 · N`` floats).
+      16 MiB of screen rows, or ``64 · N`` floats when that is more.
     - "tiled": the corpus streams through in tiles, one float32 BLAS matmul each,
       while the core counts the rows ranked before each pool item; state ``O(C · P)``.
 
