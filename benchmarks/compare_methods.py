@@ -6,7 +6,11 @@ same SFT start, the same prompts per step, the same G and the same number of ste
 Per seed: the zero-shot policy is evaluated; SFT runs once; each RL method starts from
 that SFT adapter. Every policy is scored on the same held-out queries with the training
 retriever and with the retrievers it never saw (the retriever-shift test). Prints a
-markdown table (mean ± sample std over seeds) and writes JSON.
+markdown table (mean ± sample std over seeds) and writes JSON and the table as markdown.
+
+Because every policy answers the same held-out queries, methods are also compared
+pairwise per query (greedy, training retriever): each RL method against the SFT start
+and OSPO against GRPO, pooled over seeds, with a bootstrap 95% CI over (seed, query).
 
     python benchmarks/compare_methods.py                       # the default config, seeds 0 1 2
     python benchmarks/compare_methods.py --seeds 0 --set steps=6 --out bench_results/quick
@@ -36,8 +40,11 @@ def commit() -> str:
         return "unknown (no commit)"
 
 
-def run_method(method: str, seed: int, base: Mapping[str, Any], config: str, out: Path) -> tuple[dict[str, float], float]:
-    """Train (or not) one method for one seed; returns its final eval record and wall seconds."""
+PAIRS = (("grpo", "sft"), ("ospo-prop", "sft"), ("ospo-rank", "sft"), ("ospo-prop", "grpo"), ("ospo-rank", "grpo"))
+
+
+def run_method(method: str, seed: int, base: Mapping[str, Any], config: str, out: Path) -> tuple[dict[str, Any], float]:
+    """Train (or not) one method for one seed; returns its summary and wall seconds."""
     from ospo_fast.train.config import load_config
     from ospo_fast.train.trainer import Trainer
 
@@ -52,7 +59,54 @@ def run_method(method: str, seed: int, base: Mapping[str, Any], config: str, out
     cfg = load_config(config, overrides)
     started = time.perf_counter()
     summary = Trainer(cfg).train()
-    return summary["final_eval"], time.perf_counter() - started
+    return summary, time.perf_counter() - started
+
+
+def per_query_file(out: Path, seed: int, method: str, step: int) -> Path:
+    from ospo_fast.train.paired import PER_QUERY_DIR
+
+    return out / f"seed{seed}" / method / PER_QUERY_DIR / f"step_{step:06d}.json"
+
+
+def paired_rows(
+    final_files: Mapping[str, Mapping[int, Path]], key: str, pairs: Sequence[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """``a − b`` per (seed, query) for each pair of methods that both ran: pooled stats and per-seed means."""
+    import numpy as np
+
+    from ospo_fast.train.paired import paired_difference, read_per_query
+
+    report = {}
+    for a, b in pairs:
+        if a not in final_files or b not in final_files:
+            continue
+        first, second, seed_means = [], [], []
+        for seed in sorted(final_files[a].keys() & final_files[b].keys()):
+            va, vb = read_per_query(final_files[a][seed])[key], read_per_query(final_files[b][seed])[key]
+            common = sorted(va.keys() & vb.keys())
+            first += [va[q] for q in common]
+            second += [vb[q] for q in common]
+            seed_means.append(float(np.mean([va[q] - vb[q] for q in common])))
+        if len(first) < 2:
+            continue
+        stats = paired_difference(np.array(second), np.array(first))  # after = a, before = b: a − b
+        report[f"{a} − {b}"] = stats | {"per_seed_mean_diff": seed_means}
+    return report
+
+
+def paired_table(report: Mapping[str, Mapping[str, Any]]) -> str:
+    lines = [
+        "| comparison | mean diff | paired SE | 95% CI (bootstrap) | per-seed mean diff | queries better / worse |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, stats in report.items():
+        seeds = ", ".join(f"{d:+.3f}" for d in stats["per_seed_mean_diff"])
+        lines.append(
+            f"| {name} | {stats['mean_diff']:+.4f} | {stats['paired_se']:.4f} | "
+            f"[{stats['ci95_low']:+.4f}, {stats['ci95_high']:+.4f}] | {seeds} | "
+            f"{stats['improved']:.0%} / {stats['worsened']:.0%} |"
+        )
+    return "\n".join(lines)
 
 
 def columns(retriever: str, eval_retrievers: Sequence[str]) -> list[tuple[str, str]]:
@@ -110,25 +164,47 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, list[dict[str, float]]] = {m: [] for m in args.methods}
     seconds: dict[str, list[float]] = {m: [] for m in args.methods}
+    final_files: dict[str, dict[int, Path]] = {m: {} for m in args.methods}
     order = [m for m in METHODS if m in args.methods]
+    done: list[int] = []
     for seed in args.seeds:
         for method in order:
-            final, wall = run_method(method, seed, base, args.config, args.out)
+            summary, wall = run_method(method, seed, base, args.config, args.out)
+            final = summary["final_eval"]
             results[method].append(final)
             seconds[method].append(wall)
+            final_files[method][seed] = per_query_file(args.out, seed, method, summary["after_step"])
             print(f"seed {seed} {method}: greedy NDCG@pool {final[f'greedy/{cfg.retriever}/ndcg@pool']:.4f} ({wall:.0f} s)",
                   flush=True)
-    total = time.perf_counter() - started
+        done.append(seed)
+        # Written after every seed, so a long comparison cut short still leaves its finished seeds.
+        text = write_results(args, cfg, done, results, seconds, final_files, time.perf_counter() - started)
+    print(f"\n{text}")
 
-    table = markdown_table(results, columns(cfg.retriever, cfg.eval_retrievers))
-    print(f"\n{table}\n\nmean ± sample std over seeds {args.seeds}; total wall time {total:.0f} s; commit {commit()}")
+
+def write_results(
+    args: argparse.Namespace, cfg: Any, seeds: Sequence[int], results: Mapping[str, list[dict[str, float]]],
+    seconds: Mapping[str, list[float]], final_files: Mapping[str, Mapping[int, Path]], total: float,
+) -> str:
+    """The table over the finished ``seeds`` as markdown and JSON under ``args.out``; returns the markdown."""
+    # Columns no run measured (the sampled pass when eval_samples = 0) are left out.
+    cols = [(h, k) for h, k in columns(cfg.retriever, cfg.eval_retrievers)
+            if any(e.get(k) is not None for evals in results.values() for e in evals)]
+    table = markdown_table(results, cols)
+    key = f"greedy/{cfg.retriever}/ndcg@pool"
+    paired = paired_rows(final_files, key, PAIRS)
+    pairs_md = paired_table(paired)
+    footer = f"mean ± sample std over seeds {list(seeds)}; total wall time {total:.0f} s; commit {commit()}"
+    text = f"{table}\n\n{footer}\n\nPaired per query ({key}, pooled over seeds):\n\n{pairs_md}\n"
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {
-        "config": args.config, "overrides": args.set, "seeds": args.seeds, "commit": commit(),
+        "config": args.config, "overrides": args.set, "seeds": list(seeds), "commit": commit(),
         "wall_seconds": total, "method_seconds": seconds, "final_eval": results, "table": table,
+        "paired": paired, "paired_table": pairs_md,
     }
     (args.out / "compare_methods.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
-
+    (args.out / "compare_methods.md").write_text(text, encoding="utf-8")
+    return text
 
 if __name__ == "__main__":
     main()

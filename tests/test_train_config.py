@@ -58,6 +58,13 @@ def test_sft_only_run_may_use_g_one():
     assert cfg.G == 1
 
 
+def test_an_evaluation_only_run_is_the_zero_shot_baseline():
+    cfg = load_config("default", {"steps": 0, "sft_steps": 0})
+    assert cfg.eval_at_start
+    with pytest.raises(ValueError, match="nothing to train or evaluate"):
+        load_config("default", {"steps": 0, "sft_steps": 0, "eval_at_start": False})
+
+
 def test_unknown_key_names_the_source(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('algorithm = "grpo"\n[rollout]\ngroup = 4\n')

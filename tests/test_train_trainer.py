@@ -64,6 +64,11 @@ def test_steps_train_lora_and_leave_the_base(tiny_model, world, tmp_path, algori
     assert all(np.isfinite(r["loss"]) and np.isfinite(r["grad_norm"]) for r in train)
     assert {r["step"] for r in records if r["kind"] == "eval"} == {0, 2}
     assert summary["after_step"] == 2 and "greedy/bm25/ndcg@pool" in summary["after"]
+    paired = summary["paired"]["greedy/bm25/ndcg@pool"]  # the same held-out queries before and after RL
+    assert paired["n_queries"] == cfg.eval_queries
+    assert paired["mean_diff"] == pytest.approx(summary["after"]["greedy/bm25/ndcg@pool"]
+                                                - summary["before"]["greedy/bm25/ndcg@pool"])
+    assert paired["ci95_low"] <= paired["mean_diff"] <= paired["ci95_high"]
 
 
 def handmade_rollout(trainer, completions, row):

@@ -255,8 +255,9 @@ def validate(cfg: TrainConfig) -> None:
                  "save_every", "credit_view_samples", "lora_layers", "epsilon_high", "beta", "weight_decay", "advantage_clip",
                  "max_grad_norm", "advantage_eps", "world_products", "world_train", "world_test"):
         _at_least(cfg, name, 0)
-    if cfg.steps == 0 and cfg.sft_steps == 0:
-        raise ValueError("steps and sft_steps are both 0: nothing to train")
+    # Both 0 is an evaluation-only run (the zero-shot baseline), so it must evaluate.
+    if cfg.steps == 0 and cfg.sft_steps == 0 and not cfg.eval_at_start:
+        raise ValueError("steps and sft_steps are both 0 and eval_at_start is false: nothing to train or evaluate")
     if cfg.gradient_accumulation_steps > cfg.prompts_per_step and cfg.steps > 0:
         raise ValueError(
             f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} exceeds prompts_per_step="

@@ -39,6 +39,7 @@ from ospo_fast.train.config import TrainConfig, config_to_toml
 from ospo_fast.train.credit_view import CreditSample, split_tokens, write_credit_view
 from ospo_fast.train.evaluate import evaluate_policy, text_statistics
 from ospo_fast.train.loss import ppo_clip_loss
+from ospo_fast.train.paired import PER_QUERY_DIR, paired_report, per_query_means, write_per_query
 from ospo_fast.train.plots import plot_run
 from ospo_fast.train.policy import (
     add_lora,
@@ -658,6 +659,7 @@ class Trainer:
             max_prompt_tokens=cfg.max_prompt_tokens, batch_size=cfg.generation_batch_size, seed=cfg.seed + 1,
         )
         metrics = self._reduce_sample_means(values) | {"time/eval": time.perf_counter() - started}
+        self._write_per_query(values)
         if self.is_main:
             if self.log is not None:
                 self.log.log("eval", self.state.step, metrics)
@@ -672,19 +674,42 @@ class Trainer:
                 )
         return metrics
 
+    def _per_query_path(self, step: int) -> Path:
+        return self.output_dir / PER_QUERY_DIR / f"step_{step:06d}.json"
+
+    def _write_per_query(self, values: Mapping[str, np.ndarray]) -> None:
+        """This evaluation's per-query NDCG@pool, gathered from every rank, for the paired summary."""
+        from accelerate.utils import gather_object
+
+        n_queries = len(self.eval_rows)
+        keys = sorted(k for k in values if k.endswith(f"/{SUMMARY_METRIC}"))
+        means = {k: per_query_means(values[k], n_queries) for k in keys}  # key -> [Q_rank]
+        rows = [(str(r["query_id"]), {k: float(means[k][i]) for k in keys}) for i, r in enumerate(self.eval_rows)]
+        rows = gather_object(rows) if self.world_size > 1 else rows
+        if self.is_main:
+            ids = [query_id for query_id, _ in rows]
+            write_per_query(self._per_query_path(self.state.step), ids, {k: [v[k] for _, v in rows] for k in keys})
+
     def _summary(self) -> dict[str, Any]:
-        """Held-out metrics at RL step 0 (after SFT) and at the end, from the records."""
+        """Held-out metrics at RL step 0 (after SFT) and at the end, from the records.
+
+        ``paired``: the per-query after − before difference on the same queries, with its
+        paired SE and bootstrap 95% CI (when both evaluations kept their per-query values).
+        """
         evals = list(records_of(read_records(self.output_dir / METRICS_FILE), "eval"))
         if not evals:
             return {}
         before, after = evals[0], evals[-1]
         keys = sorted(k for k in after if k.endswith(f"/{SUMMARY_METRIC}"))
+        first, last = self._per_query_path(before["step"]), self._per_query_path(after["step"])
+        paired_ready = before["step"] != after["step"] and first.is_file() and last.is_file()
         return {
             "algorithm": self.cfg.algorithm,
             "before_step": before["step"],
             "after_step": after["step"],
             "before": {k: before.get(k) for k in keys},
             "after": {k: after.get(k) for k in keys},
+            "paired": paired_report(first, last, seed=self.cfg.seed) if paired_ready else {},
             "final_eval": after,
         }
 
@@ -693,11 +718,18 @@ def print_summary(summary: Mapping[str, Any]) -> None:
     """A before/after table of held-out NDCG@pool."""
     if not summary.get("before"):
         return
-    tqdm.write(f"\nheld-out {SUMMARY_METRIC}: RL step {summary['before_step']} -> step {summary['after_step']}")
-    tqdm.write(f"| {'decoding/retriever':<34} | before | after  | change |")
-    tqdm.write(f"|{'-' * 36}|--------|--------|--------|")
+    paired = summary.get("paired", {})
+    n_queries = int(next(iter(paired.values()))["n_queries"]) if paired else 0
+    tqdm.write(f"\nheld-out {SUMMARY_METRIC}: RL step {summary['before_step']} -> step {summary['after_step']}"
+               + (f", paired over the same {n_queries} queries" if paired else ""))
+    tqdm.write(f"| {'decoding/retriever':<34} | before | after  | change  | paired SE | 95% CI (bootstrap)  |")
+    tqdm.write(f"|{'-' * 36}|--------|--------|---------|-----------|---------------------|")
     for key, before in summary["before"].items():
         after = summary["after"][key]
         if before is None or after is None:
             continue
-        tqdm.write(f"| {key.removesuffix('/' + SUMMARY_METRIC):<34} | {before:.4f} | {after:.4f} | {after - before:+.4f} |")
+        stats = paired.get(key)
+        spread = (f"{stats['paired_se']:9.4f} | [{stats['ci95_low']:+.4f}, {stats['ci95_high']:+.4f}]"
+                  if stats else f"{'-':>9} | {'-':>19}")
+        name = key.removesuffix("/" + SUMMARY_METRIC)
+        tqdm.write(f"| {name:<34} | {before:.4f} | {after:.4f} | {after - before:+.4f} | {spread} |")
