@@ -46,6 +46,7 @@ def test_every_field_is_documented():
         ({"lora_target_modules": ()}, "lora_target_modules"),
         ({"G": "8"}, "G must be int"),
         ({"contiguous": "yes"}, "contiguous must be bool"),
+        ({"world_direct_hint_rate": 1.5}, "world_direct_hint_rate must be in"),
     ],
 )
 def test_bad_values_are_rejected(overrides, message):
@@ -92,6 +93,8 @@ def test_string_overrides_parse_to_field_types():
     assert (cfg.algorithm, cfg.G, cfg.lr, cfg.contiguous) == ("grpo", 4, 3e-4, False)
     assert cfg.eval_retrievers == ("bm25", "paraphrase-minilm-l3")
     assert load_config("default", ["eval_retrievers="]).eval_retrievers == ()
+    assert load_config("default", ["eval_retrievers=[]"]).eval_retrievers == ()
+    assert load_config("default", ['eval_retrievers=["bm25", "minilm"]']).eval_retrievers == ("bm25", "minilm")
     with pytest.raises(ValueError, match="G takes an int"):
         load_config("default", ["G=four"])
     with pytest.raises(ValueError, match="key=value"):

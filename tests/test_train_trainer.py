@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -161,3 +162,15 @@ def test_ctrl_c_saves_a_checkpoint(tiny_model, world, tmp_path, monkeypatch):
     assert summary["stopped_at"] == "rl-000001"
     assert (tmp_path / "checkpoints" / "rl-000001" / "optimizer.pt").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_generated_world_follows_the_config():
+    cfg = load_config("default", {"world_products": 1_000, "world_train": 8, "world_test": 4,
+                                  "world_seed": 9, "world_direct_hint_rate": 1.0})
+    assert trainer_module.generated_world_config(cfg) == WorldConfig(
+        n_products=1_000, n_train=8, n_test=4, seed=9, direct_hint_rate=1.0
+    )
+    riddles = generate_world(dataclasses.replace(trainer_module.generated_world_config(cfg), direct_hint_rate=0.0))
+    named = generate_world(trainer_module.generated_world_config(cfg))
+    assert [r["gold_query"] for r in riddles.test()] == [r["gold_query"] for r in named.test()]
+    assert [r["question"] for r in riddles.test()] != [r["question"] for r in named.test()]

@@ -80,6 +80,9 @@ class TrainConfig:
     world_train: int = field(default=400, metadata=_help("generated world: training queries"))
     world_test: int = field(default=100, metadata=_help("generated world: held-out queries"))
     world_seed: int = field(default=0, metadata=_help("generated world: seed"))
+    world_direct_hint_rate: float = field(
+        default=0.25, metadata=_help("generated world: chance a hint names its value outright (the rest describe a need)")
+    )
 
     # ------------------------------------------------------------------ reward
     retriever: str = field(default="minilm", metadata=_help("the training retriever (ospo_fast.retrieval name)"))
@@ -255,6 +258,8 @@ def validate(cfg: TrainConfig) -> None:
                  "save_every", "credit_view_samples", "lora_layers", "epsilon_high", "beta", "weight_decay", "advantage_clip",
                  "max_grad_norm", "advantage_eps", "world_products", "world_train", "world_test"):
         _at_least(cfg, name, 0)
+    if not 0 <= cfg.world_direct_hint_rate <= 1:
+        raise ValueError(f"world_direct_hint_rate must be in [0, 1], got {cfg.world_direct_hint_rate}")
     # Both 0 is an evaluation-only run (the zero-shot baseline), so it must evaluate.
     if cfg.steps == 0 and cfg.sft_steps == 0 and not cfg.eval_at_start:
         raise ValueError("steps and sft_steps are both 0 and eval_at_start is false: nothing to train or evaluate")
@@ -337,7 +342,11 @@ def parse_value(name: str, text: str) -> Any:
         except ValueError:
             raise ValueError(f"{name} takes a number, got {text!r}") from None
     if origin is tuple:
-        return tuple(part.strip() for part in text.split(",") if part.strip())
+        # Accept the TOML spelling too (["bm25", "minilm"], []) so a list copied from a config file works.
+        inner = text.strip()
+        if inner.startswith("[") and inner.endswith("]"):
+            inner = inner[1:-1]
+        return tuple(part.strip().strip("'\"") for part in inner.split(",") if part.strip().strip("'\""))
     return text
 
 

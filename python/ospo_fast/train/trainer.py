@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 import ospo_fast as ops
 from ospo_fast.attribution import OwenConfig, attribute
 from ospo_fast.coalitions_eval import CoalitionEvaluator
+from ospo_fast.data import WorldConfig
 from ospo_fast.reward import RetrievalReward, extract_answer
 from ospo_fast.train import checkpoint as ckpt
 from ospo_fast.train.config import TrainConfig, config_to_toml
@@ -86,6 +87,14 @@ def batch_indices(n_rows: int, batch: int, step: int, rank: int, world_size: int
         order = np.random.default_rng([seed, int(epoch)]).permutation(n_rows)
         out[epochs == epoch] = order[within[epochs == epoch]]
     return out
+
+
+def generated_world_config(cfg: TrainConfig) -> WorldConfig:
+    """The synthetic world a run generates when it names no ``world_dir``."""
+    return WorldConfig(
+        n_products=cfg.world_products, n_train=cfg.world_train, n_test=cfg.world_test,
+        seed=cfg.world_seed, direct_hint_rate=cfg.world_direct_hint_rate,
+    )
 
 
 def attribution_seed(seed: int, step: int, rank: int, world_size: int) -> int:
@@ -247,16 +256,11 @@ class Trainer:
         torch.manual_seed(seed)
 
     def _load_world(self) -> Any:
-        from ospo_fast.data import WorldConfig, generate_world, load_world
+        from ospo_fast.data import generate_world, load_world
 
         if self.cfg.world_dir:
             return load_world(self.cfg.world_dir)
-        return generate_world(
-            WorldConfig(
-                n_products=self.cfg.world_products, n_train=self.cfg.world_train,
-                n_test=self.cfg.world_test, seed=self.cfg.world_seed,
-            )
-        )
+        return generate_world(generated_world_config(self.cfg))
 
     def _eval_rows(self) -> list[dict[str, Any]]:
         rows = self.world.test()
