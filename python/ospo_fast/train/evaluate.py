@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ospo_fast.reward import extract_answer
-from ospo_fast.train.rollout import generate
+from ospo_fast.train.rollout import Decoding, generate_passes
 
 EVAL_METRICS = ("ndcg@pool", "ndcg@10", "ndcg@100", "recall@10", "recall@100", "mrr@pool", "mrr@100")
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL | re.IGNORECASE)
@@ -72,16 +72,18 @@ def evaluate_policy(
     """
     values: dict[str, np.ndarray] = {}
     texts: dict[str, list[str]] = {}
-    passes = [("greedy", 1, False)] + ([("sampled", n_samples, True)] if n_samples > 0 else [])
+    passes = {"greedy": Decoding(1, do_sample=False)}
+    if n_samples > 0:
+        passes["sampled"] = Decoding(n_samples, do_sample=True, temperature=temperature)
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    for mode, n, sample in passes:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            rollout = generate(
-                model, tokenizer, prompts, n_per_prompt=n, max_new_tokens=max_new_tokens,
-                max_prompt_tokens=max_prompt_tokens, do_sample=sample, temperature=temperature, batch_size=batch_size,
-            )
-        samples = [r for r in rows for _ in range(n)]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        rollouts = generate_passes(
+            model, tokenizer, prompts, list(passes.values()),
+            max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, batch_size=batch_size,
+        )
+    for mode, rollout in zip(passes, rollouts, strict=True):
+        samples = [r for r in rows for _ in range(passes[mode].n_per_prompt)]
         metrics = score_completions(rollout.texts, samples, rewards) | text_statistics(rollout.texts)
         values |= {f"{mode}/{k}": v for k, v in metrics.items()}
         texts[mode] = rollout.texts

@@ -73,30 +73,45 @@ def eos_token_ids(tokenizer: Any, model: nn.Module) -> list[int]:
     return sorted(ids)
 
 
-def cache_argument(model: nn.Module) -> str:
-    """The keyword that passes a KV cache: ``cache`` in recent transformers, ``past_key_values`` before."""
+def _forward_parameters(model: nn.Module) -> Any:
     base = getattr(model, "module", model)  # DistributedDataParallel
     base = base.get_base_model() if hasattr(base, "get_base_model") else base
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    return inspect.signature(base.forward).parameters
 
 
-def shared_prompt_cache(model: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, repeats: int) -> Any:
-    """The KV cache of each prompt but its last token, computed once and repeated ``repeats`` times.
+def cache_argument(model: nn.Module) -> str:
+    """The keyword that passes a KV cache: ``cache`` in recent transformers, ``past_key_values`` before."""
+    return "cache" if "cache" in _forward_parameters(model) else "past_key_values"
 
-    generate() would otherwise prefill every one of the G identical copies of a prompt;
-    on a CPU that prefill is most of the cost of a rollout. The last token stays
-    uncached because generate() must run at least one position itself.
+
+def prompt_prefill_cache(model: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> Any:
+    """The KV cache of each prompt but its last token, computed once for every copy of it.
+
+    generate() would otherwise prefill each of the G identical copies of a prompt, and
+    again for each decoding; on a CPU that prefill is most of the cost of a rollout. The
+    last token stays uncached because generate() must run at least one position itself.
     """
     from transformers import DynamicCache
 
     cache = DynamicCache()
     position_ids = (prompt_mask.long().cumsum(dim=1) - 1).clamp(min=0)  # [b, P]
+    # Only the cache is wanted: vocabulary logits at every prompt position would cost ~20% more.
+    skip_logits = {"logits_to_keep": 1} if "logits_to_keep" in _forward_parameters(model) else {}
     model(
         input_ids=prompt_ids[:, :-1], attention_mask=prompt_mask[:, :-1], position_ids=position_ids[:, :-1],
-        use_cache=True, **{cache_argument(model): cache},
+        use_cache=True, **{cache_argument(model): cache}, **skip_logits,
     )
-    cache.batch_repeat_interleave(repeats)
     return cache
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """One way to decode the same prompts: ``n_per_prompt`` completions each, greedy or sampled."""
+
+    n_per_prompt: int
+    do_sample: bool
+    temperature: float = 1.0
+    top_p: float = 1.0
 
 
 @torch.no_grad()
@@ -114,8 +129,36 @@ def generate(
     batch_size: int = 64,
 ) -> Rollout:
     """``n_per_prompt`` completions of each prompt (consecutive rows), about ``batch_size`` rows per call."""
+    (rollout,) = generate_passes(
+        model, tokenizer, prompts, [Decoding(n_per_prompt, do_sample, temperature, top_p)],
+        max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, batch_size=batch_size,
+    )
+    return rollout
+
+
+@torch.no_grad()
+def generate_passes(
+    model: nn.Module,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    passes: Sequence[Decoding],
+    *,
+    max_new_tokens: int,
+    max_prompt_tokens: int,
+    batch_size: int = 64,
+) -> list[Rollout]:
+    """One rollout per decoding of the same prompts, each prompt prefilled once for all of them.
+
+    Evaluation decodes the held-out prompts greedily and by sampling; on a CPU the prompt
+    prefill is most of a pass, so it is shared. Sampled passes draw from the torch RNG in
+    pass order within each chunk of prompts, greedy ones draw nothing.
+    """
+    import copy
+
     from transformers import GenerationConfig
 
+    if not passes:
+        raise ValueError("passes must name at least one decoding")
     device = next(model.parameters()).device
     encoded = tokenizer(
         list(prompts), return_tensors="pt", padding=True, truncation=True, max_length=max_prompt_tokens
@@ -123,28 +166,50 @@ def generate(
     unique_ids = encoded["input_ids"].to(device)  # [N, P]
     unique_mask = encoded["attention_mask"].to(device)  # [N, P]
     eos = eos_token_ids(tokenizer, model)
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature if do_sample else None,
-        top_p=top_p if do_sample else None,
-        top_k=None,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=eos,
-    )
+    configs = [
+        GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=d.do_sample,
+            temperature=d.temperature if d.do_sample else None,
+            top_p=d.top_p if d.do_sample else None,
+            top_k=None,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+        )
+        for d in passes
+    ]
     was_training = model.training
     model.eval()
-    chunks = []
-    prompts_per_call = max(1, batch_size // n_per_prompt)
-    share_prefill = n_per_prompt > 1 and unique_ids.shape[1] > 1
+    chunks: list[list[torch.Tensor]] = [[] for _ in passes]
+    prompts_per_call = max(1, batch_size // max(d.n_per_prompt for d in passes))
+    share_prefill = (len(passes) > 1 or passes[0].n_per_prompt > 1) and unique_ids.shape[1] > 1
     for first in range(0, len(unique_ids), prompts_per_call):
         ids = unique_ids[first : first + prompts_per_call]
         mask = unique_mask[first : first + prompts_per_call]
-        cache = {cache_argument(model): shared_prompt_cache(model, ids, mask, n_per_prompt)} if share_prefill else {}
-        ids, mask = ids.repeat_interleave(n_per_prompt, dim=0), mask.repeat_interleave(n_per_prompt, dim=0)
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **cache)
-        chunks.append(out[:, ids.shape[1] :])
+        prefill = prompt_prefill_cache(model, ids, mask) if share_prefill else None
+        for p, (decoding, config) in enumerate(zip(passes, configs, strict=True)):
+            n = decoding.n_per_prompt
+            cache = {}
+            if prefill is not None:
+                own = copy.deepcopy(prefill)  # generate() extends the cache it is given
+                own.batch_repeat_interleave(n)
+                cache = {cache_argument(model): own}
+            out = model.generate(
+                input_ids=ids.repeat_interleave(n, dim=0), attention_mask=mask.repeat_interleave(n, dim=0),
+                generation_config=config, **cache,
+            )
+            chunks[p].append(out[:, ids.shape[1] :])
     model.train(was_training)
+    return [
+        _assemble(tokenizer, unique_ids, unique_mask, pass_chunks, decoding.n_per_prompt, eos)
+        for decoding, pass_chunks in zip(passes, chunks, strict=True)
+    ]
+
+
+def _assemble(
+    tokenizer: Any, unique_ids: torch.Tensor, unique_mask: torch.Tensor, chunks: Sequence[torch.Tensor],
+    n_per_prompt: int, eos: Sequence[int],
+) -> Rollout:
     width = max(c.shape[1] for c in chunks)
     completion_ids = torch.cat(
         [nn.functional.pad(c, (0, width - c.shape[1]), value=tokenizer.pad_token_id) for c in chunks]
