@@ -18,18 +18,16 @@ Adapters for trainers live beside this file and import their trainer lazily:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ospo_fast.attribution import OwenConfig, attribute
-from ospo_fast.reward import extract_answer
-from ospo_fast.train.token_advantages import ospo_token_advantages
+from ospo_fast.attribution import OwenConfig
+from ospo_fast.train.token_advantages import RedistributionMode, attribute_nonzero, ospo_token_advantages
 
 if TYPE_CHECKING:
     from ospo_fast.coalitions_eval import CoalitionEvaluator
 
-RedistributionMode = Literal["prop", "rank", "hybrid"]
 MODES = ("prop", "rank", "hybrid")
 
 __all__ = ["MODES", "RedistributionMode", "check_ospo_setup", "check_prefix_mask", "ospo_advantages", "step_seed"]
@@ -118,15 +116,9 @@ def ospo_advantages(
         )
     if not np.isfinite(adv).all():
         raise ValueError(f"advantages hold non-finite values at rows {np.flatnonzero(~np.isfinite(adv))[:10].tolist()}")
-    spans = [np.zeros((0, 2), dtype=np.int64) for _ in range(n_rows)]
-    phi = [np.zeros(0, dtype=np.float64) for _ in range(n_rows)]
-    active = np.flatnonzero(adv != 0)
-    if len(active):
-        answers = [extract_answer(completions[b])[0] for b in active]
-        credit = attribute(answers, [samples[b] for b in active], evaluator, owen_config, seed=seed)
-        for i, b in enumerate(active):
-            spans[b], phi[b] = credit.spans[i], credit.phi[i]
+    credit = attribute_nonzero(list(completions), adv, samples, evaluator, owen_config, seed=seed)
     token_adv, _ = ospo_token_advantages(
-        list(completions), offsets, token_mask, adv, spans, phi, mode, alpha=alpha, invert_negative=invert_negative
+        list(completions), offsets, token_mask, adv, credit.spans, credit.phi, mode,
+        alpha=alpha, invert_negative=invert_negative,
     )
     return token_adv

@@ -16,13 +16,18 @@ mean over a completion's tokens is always ``Â`` (``redistribute_batch`` guarant
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 import ospo_fast as ops
+from ospo_fast.attribution import Attribution, OwenConfig, attribute
 from ospo_fast.reward import extract_answer
+
+if TYPE_CHECKING:
+    from ospo_fast.coalitions_eval import CoalitionEvaluator
 
 RedistributionMode = Literal["prop", "rank", "hybrid"]
 
@@ -90,6 +95,46 @@ def clip_to_batch_spread(token_advantages: np.ndarray, advantages: np.ndarray, c
 def grpo_token_advantages(advantages: np.ndarray, token_mask: np.ndarray) -> np.ndarray:
     """``A[b, t] = Â_b`` on real tokens, 0 on padding; float64 ``[B, T]``."""
     return np.where(token_mask, np.asarray(advantages, dtype=np.float64)[:, None], 0.0)
+
+
+@dataclass(frozen=True)
+class RowCredit:
+    """Segment credit of every row of a batch; rows with Â = 0 have no segments.
+
+    spans        [B] int64 [n_b, 2] answer-coordinate spans
+    phi          [B] float64 [n_b] Owen values
+    attribution  the attributed rows' result (timings, coalition count); None when no row had Â ≠ 0
+    """
+
+    spans: list[np.ndarray]
+    phi: list[np.ndarray]
+    attribution: Attribution | None
+
+
+def attribute_nonzero(
+    completions: Sequence[str],
+    advantages: np.ndarray,
+    samples: Sequence[Mapping[str, Any]],
+    evaluator: CoalitionEvaluator,
+    owen_config: OwenConfig,
+    *,
+    seed: int,
+) -> RowCredit:
+    """Attribute only the completions with Â ≠ 0.
+
+    The others get ``A_t = Â = 0`` whatever their credit, so scoring their coalitions
+    would be wasted work; they keep empty spans and values.
+    """
+    spans = [np.zeros((0, 2), dtype=np.int64) for _ in completions]
+    phi = [np.zeros(0, dtype=np.float64) for _ in completions]
+    active = np.flatnonzero(np.asarray(advantages) != 0)
+    if not len(active):
+        return RowCredit(spans, phi, None)
+    answers = [extract_answer(completions[b])[0] for b in active]
+    result = attribute(answers, [samples[b] for b in active], evaluator, owen_config, seed=seed)
+    for i, b in enumerate(active):
+        spans[b], phi[b] = result.spans[i], result.phi[i]
+    return RowCredit(spans, phi, result)
 
 
 def ospo_token_advantages(

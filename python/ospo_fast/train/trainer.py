@@ -31,10 +31,10 @@ import torch
 from tqdm.auto import tqdm
 
 import ospo_fast as ops
-from ospo_fast.attribution import OwenConfig, attribute
+from ospo_fast.attribution import OwenConfig
 from ospo_fast.coalitions_eval import CoalitionEvaluator
 from ospo_fast.data import WorldConfig
-from ospo_fast.reward import RetrievalReward, extract_answer
+from ospo_fast.reward import RetrievalReward
 from ospo_fast.train import checkpoint as ckpt
 from ospo_fast.train.config import TrainConfig, config_to_toml
 from ospo_fast.train.credit_view import CreditSample, split_tokens, write_credit_view
@@ -58,6 +58,7 @@ from ospo_fast.train.rollout import Rollout, generate
 from ospo_fast.train.sft import sft_loss, sft_target
 from ospo_fast.train.token_advantages import (
     answer_token_masks,
+    attribute_nonzero,
     clip_to_batch_spread,
     grpo_token_advantages,
     ospo_token_advantages,
@@ -130,18 +131,12 @@ def rollout_token_advantages(
         )
         # Fixed keys, so every rank reports the same metrics even when it attributes nothing.
         stats = {"n_coalitions": 0.0} | {f"time/attr_{k}": 0.0 for k in ATTRIBUTION_TIMINGS}
-        spans = [np.zeros((0, 2), dtype=np.int64) for _ in texts]
-        phi = [np.zeros(0, dtype=np.float64) for _ in texts]
-        active = np.flatnonzero(np.asarray(advantages) != 0)
-        if len(active):
-            answers = [extract_answer(texts[b])[0] for b in active]
-            result = attribute(answers, [samples[b] for b in active], evaluator, owen, seed=seed)
-            for i, b in enumerate(active):
-                spans[b], phi[b] = result.spans[i], result.phi[i]
-            stats["n_coalitions"] = float(result.n_coalitions)
-            stats |= {f"time/attr_{k}": result.timings.get(k, 0.0) for k in ATTRIBUTION_TIMINGS}
+        credit = attribute_nonzero(texts, advantages, samples, evaluator, owen, seed=seed)
+        if credit.attribution is not None:
+            stats["n_coalitions"] = float(credit.attribution.n_coalitions)
+            stats |= {f"time/attr_{k}": credit.attribution.timings.get(k, 0.0) for k in ATTRIBUTION_TIMINGS}
         token_adv, answer_mask = ospo_token_advantages(
-            texts, token_offsets, token_mask, advantages, spans, phi, cfg.redistribution,
+            texts, token_offsets, token_mask, advantages, credit.spans, credit.phi, cfg.redistribution,
             alpha=cfg.alpha, invert_negative=cfg.invert_negative,
         )
     return clip_to_batch_spread(token_adv, advantages, cfg.advantage_clip), answer_mask, stats
