@@ -9,11 +9,12 @@ retriever and with the retrievers it never saw (the retriever-shift test). Print
 markdown table (mean ± sample std over seeds) and writes JSON and the table as markdown.
 
 Because every policy answers the same held-out queries, methods are also compared
-pairwise per query (greedy, training retriever): each RL method against the SFT start
+pairwise per query (greedy and sampled, training retriever): each RL method against the SFT start
 and OSPO against GRPO, pooled over seeds, with a bootstrap 95% CI over (seed, query).
 
     python benchmarks/compare_methods.py                       # the default config, seeds 0 1 2
     python benchmarks/compare_methods.py --seeds 0 --set steps=6 --out bench_results/quick
+    python benchmarks/compare_methods.py --tables-only --out bench_results/quick   # tables again, no training
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def run_method(method: str, seed: int, base: Mapping[str, Any], config: str, out
     started = time.perf_counter()
     summary = Trainer(cfg).train()
     return summary, time.perf_counter() - started
+
+
+def read_summary(out: Path, seed: int, method: str) -> dict[str, Any]:
+    path = out / f"seed{seed}" / method / "summary.json"
+    if not path.is_file():
+        raise SystemExit(f"--tables-only: {path} is missing; run that method and seed first")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def per_query_file(out: Path, seed: int, method: str, step: int) -> Path:
@@ -149,6 +157,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
     parser.add_argument("--out", type=Path, default=Path("bench_results/compare_methods"))
+    parser.add_argument("--tables-only", action="store_true",
+                        help="train nothing: rebuild the tables from the summaries already under --out")
     args = parser.parse_args()
 
     from ospo_fast.train.config import load_config, parse_value
@@ -163,47 +173,63 @@ def main() -> None:
 
     started = time.perf_counter()
     results: dict[str, list[dict[str, float]]] = {m: [] for m in args.methods}
-    seconds: dict[str, list[float]] = {m: [] for m in args.methods}
+    seconds: dict[str, list[float | None]] = {m: [] for m in args.methods}
     final_files: dict[str, dict[int, Path]] = {m: {} for m in args.methods}
     order = [m for m in METHODS if m in args.methods]
     done: list[int] = []
     for seed in args.seeds:
         for method in order:
-            summary, wall = run_method(method, seed, base, args.config, args.out)
+            if args.tables_only:
+                summary, wall = read_summary(args.out, seed, method), None
+            else:
+                summary, wall = run_method(method, seed, base, args.config, args.out)
             final = summary["final_eval"]
             results[method].append(final)
             seconds[method].append(wall)
             final_files[method][seed] = per_query_file(args.out, seed, method, summary["after_step"])
-            print(f"seed {seed} {method}: greedy NDCG@pool {final[f'greedy/{cfg.retriever}/ndcg@pool']:.4f} ({wall:.0f} s)",
+            took = "" if wall is None else f" ({wall:.0f} s)"
+            print(f"seed {seed} {method}: greedy NDCG@pool {final[f'greedy/{cfg.retriever}/ndcg@pool']:.4f}{took}",
                   flush=True)
         done.append(seed)
         # Written after every seed, so a long comparison cut short still leaves its finished seeds.
-        text = write_results(args, cfg, done, results, seconds, final_files, time.perf_counter() - started)
+        total = None if args.tables_only else time.perf_counter() - started
+        text = write_results(args, cfg, done, results, seconds, final_files, total)
     print(f"\n{text}")
 
 
 def write_results(
     args: argparse.Namespace, cfg: Any, seeds: Sequence[int], results: Mapping[str, list[dict[str, float]]],
-    seconds: Mapping[str, list[float]], final_files: Mapping[str, Mapping[int, Path]], total: float,
+    seconds: Mapping[str, list[float | None]], final_files: Mapping[str, Mapping[int, Path]], total: float | None,
 ) -> str:
-    """The table over the finished ``seeds`` as markdown and JSON under ``args.out``; returns the markdown."""
+    """The table over the finished ``seeds`` as markdown and JSON under ``args.out``; returns the markdown.
+
+    ``total`` is None when the tables are rebuilt from earlier runs: they go to
+    ``compare_methods.tables.*`` and leave the timed run's files alone.
+    """
     # Columns no run measured (the sampled pass when eval_samples = 0) are left out.
     cols = [(h, k) for h, k in columns(cfg.retriever, cfg.eval_retrievers)
             if any(e.get(k) is not None for evals in results.values() for e in evals)]
     table = markdown_table(results, cols)
-    key = f"greedy/{cfg.retriever}/ndcg@pool"
-    paired = paired_rows(final_files, key, PAIRS)
-    pairs_md = paired_table(paired)
-    footer = f"mean ± sample std over seeds {list(seeds)}; total wall time {total:.0f} s; commit {commit()}"
-    text = f"{table}\n\n{footer}\n\nPaired per query ({key}, pooled over seeds):\n\n{pairs_md}\n"
+    measured = {k for _, k in cols}
+    keys = [k for k in (f"greedy/{cfg.retriever}/ndcg@pool", f"sampled/{cfg.retriever}/ndcg@pool") if k in measured]
+    paired = {key: paired_rows(final_files, key, PAIRS) for key in keys}
+    pairs_md = "\n\n".join(
+        f"Paired per query ({key}, pooled over seeds):\n\n{paired_table(rows)}" for key, rows in paired.items()
+    )
+    if total is None:
+        footer = f"mean ± sample std over seeds {list(seeds)}; tables rebuilt at commit {commit()} from earlier runs"
+    else:
+        footer = f"mean ± sample std over seeds {list(seeds)}; total wall time {total:.0f} s; commit {commit()}"
+    text = f"{table}\n\n{footer}\n\n{pairs_md}\n"
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {
         "config": args.config, "overrides": args.set, "seeds": list(seeds), "commit": commit(),
         "wall_seconds": total, "method_seconds": seconds, "final_eval": results, "table": table,
         "paired": paired, "paired_table": pairs_md,
     }
-    (args.out / "compare_methods.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    (args.out / "compare_methods.md").write_text(text, encoding="utf-8")
+    stem = "compare_methods" if total is not None else "compare_methods.tables"
+    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    (args.out / f"{stem}.md").write_text(text, encoding="utf-8")
     return text
 
 if __name__ == "__main__":
