@@ -70,35 +70,31 @@ def read_summary(out: Path, seed: int, method: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def per_query_file(out: Path, seed: int, method: str, step: int) -> Path:
-    from ospo_fast.train.paired import PER_QUERY_DIR
-
-    return out / f"seed{seed}" / method / PER_QUERY_DIR / f"step_{step:06d}.json"
-
-
 def paired_rows(
-    final_files: Mapping[str, Mapping[int, Path]], key: str, pairs: Sequence[tuple[str, str]]
+    per_query: Mapping[str, Mapping[int, Mapping[str, Mapping[str, float]]]], key: str, pairs: Sequence[tuple[str, str]]
 ) -> dict[str, dict[str, Any]]:
-    """``a − b`` per (seed, query) for each pair of methods that both ran: pooled stats and per-seed means."""
+    """``a − b`` per (seed, query) for each pair of methods that both ran: pooled stats and per-seed means.
+
+    ``per_query``: method -> seed -> the final evaluation's ``key -> {query_id: value}``.
+    """
     import numpy as np
 
-    from ospo_fast.train.paired import paired_difference, read_per_query
+    from ospo_fast.train.paired import aligned, paired_difference
 
     report = {}
     for a, b in pairs:
-        if a not in final_files or b not in final_files:
+        if a not in per_query or b not in per_query:
             continue
-        first, second, seed_means = [], [], []
-        for seed in sorted(final_files[a].keys() & final_files[b].keys()):
-            va, vb = read_per_query(final_files[a][seed])[key], read_per_query(final_files[b][seed])[key]
-            common = sorted(va.keys() & vb.keys())
-            first += [va[q] for q in common]
-            second += [vb[q] for q in common]
-            seed_means.append(float(np.mean([va[q] - vb[q] for q in common])))
-        if len(first) < 2:
+        firsts, seconds, seed_means = [], [], []
+        for seed in sorted(per_query[a].keys() & per_query[b].keys()):
+            vb, va = aligned(per_query[b][seed][key], per_query[a][seed][key])
+            firsts.append(vb)
+            seconds.append(va)
+            seed_means.append(float(np.mean(va - vb)))
+        before, after = (np.concatenate(v) if v else np.zeros(0) for v in (firsts, seconds))
+        if before.size < 2:
             continue
-        stats = paired_difference(np.array(second), np.array(first))  # after = a, before = b: a − b
-        report[f"{a} − {b}"] = stats | {"per_seed_mean_diff": seed_means}
+        report[f"{a} − {b}"] = paired_difference(before, after) | {"per_seed_mean_diff": seed_means}
     return report
 
 
@@ -162,6 +158,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ospo_fast.train.config import load_config, parse_value
+    from ospo_fast.train.paired import per_query_path
 
     base = {}
     for item in args.set:
@@ -186,7 +183,7 @@ def main() -> None:
             final = summary["final_eval"]
             results[method].append(final)
             seconds[method].append(wall)
-            final_files[method][seed] = per_query_file(args.out, seed, method, summary["after_step"])
+            final_files[method][seed] = per_query_path(args.out / f"seed{seed}" / method, summary["after_step"])
             took = "" if wall is None else f" ({wall:.0f} s)"
             print(f"seed {seed} {method}: greedy NDCG@pool {final[f'greedy/{cfg.retriever}/ndcg@pool']:.4f}{took}",
                   flush=True)
@@ -212,7 +209,10 @@ def write_results(
     table = markdown_table(results, cols)
     measured = {k for _, k in cols}
     keys = [k for k in (f"greedy/{cfg.retriever}/ndcg@pool", f"sampled/{cfg.retriever}/ndcg@pool") if k in measured]
-    paired = {key: paired_rows(final_files, key, PAIRS) for key in keys}
+    from ospo_fast.train.paired import read_per_query
+
+    per_query = {m: {seed: read_per_query(path) for seed, path in files.items()} for m, files in final_files.items()}
+    paired = {key: paired_rows(per_query, key, PAIRS) for key in keys}
     pairs_md = "\n\n".join(
         f"Paired per query ({key}, pooled over seeds):\n\n{paired_table(rows)}" for key, rows in paired.items()
     )

@@ -346,7 +346,8 @@ def parse_value(name: str, text: str) -> Any:
         inner = text.strip()
         if inner.startswith("[") and inner.endswith("]"):
             inner = inner[1:-1]
-        return tuple(part.strip().strip("'\"") for part in inner.split(",") if part.strip().strip("'\""))
+        parts = (part.strip().strip("'\"") for part in inner.split(","))
+        return tuple(part for part in parts if part)
     return text
 
 

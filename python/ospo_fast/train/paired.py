@@ -79,15 +79,23 @@ def read_per_query(path: Path) -> dict[str, dict[str, float]]:
     return {key: dict(zip(ids, column)) for key, column in payload["values"].items()}
 
 
+def per_query_path(run_dir: Path, step: int) -> Path:
+    """Where a run keeps the per-query values of its evaluation at RL ``step``."""
+    return Path(run_dir) / PER_QUERY_DIR / f"step_{step:06d}.json"
+
+
+def aligned(before: Mapping[str, float], after: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The values of the queries both maps hold, in query-id order: ``(before [Q], after [Q])``."""
+    common = sorted(before.keys() & after.keys())
+    return np.array([before[q] for q in common], dtype=np.float64), np.array([after[q] for q in common], dtype=np.float64)
+
+
 def paired_report(before: Path, after: Path, *, seed: int = 0) -> dict[str, dict[str, float]]:
     """:func:`paired_difference` for every key the two files share, on their common queries."""
     first, last = read_per_query(before), read_per_query(after)
     report = {}
     for key in sorted(first.keys() & last.keys()):
-        common = sorted(first[key].keys() & last[key].keys())
-        if len(common) < 2:
-            continue
-        report[key] = paired_difference(
-            np.array([first[key][q] for q in common]), np.array([last[key][q] for q in common]), seed=seed
-        )
+        x, y = aligned(first[key], last[key])
+        if x.size >= 2:
+            report[key] = paired_difference(x, y, seed=seed)
     return report

@@ -191,7 +191,8 @@ def generate_passes(
             n = decoding.n_per_prompt
             cache = {}
             if prefill is not None:
-                own = copy.deepcopy(prefill)  # generate() extends the cache it is given
+                # generate() extends the cache it is given; only the last pass may take the original.
+                own = prefill if p == len(passes) - 1 else copy.deepcopy(prefill)
                 own.batch_repeat_interleave(n)
                 cache = {cache_argument(model): own}
             out = model.generate(

@@ -40,7 +40,7 @@ from ospo_fast.train.config import TrainConfig, config_to_toml
 from ospo_fast.train.credit_view import CreditSample, split_tokens, write_credit_view
 from ospo_fast.train.evaluate import evaluate_policy, text_statistics
 from ospo_fast.train.loss import ppo_clip_loss
-from ospo_fast.train.paired import PER_QUERY_DIR, paired_report, per_query_means, write_per_query
+from ospo_fast.train.paired import paired_report, per_query_means, per_query_path, write_per_query
 from ospo_fast.train.plots import plot_run
 from ospo_fast.train.policy import (
     add_lora,
@@ -673,9 +673,6 @@ class Trainer:
                 )
         return metrics
 
-    def _per_query_path(self, step: int) -> Path:
-        return self.output_dir / PER_QUERY_DIR / f"step_{step:06d}.json"
-
     def _write_per_query(self, values: Mapping[str, np.ndarray]) -> None:
         """This evaluation's per-query NDCG@pool, gathered from every rank, for the paired summary."""
         from accelerate.utils import gather_object
@@ -687,7 +684,7 @@ class Trainer:
         rows = gather_object(rows) if self.world_size > 1 else rows
         if self.is_main:
             ids = [query_id for query_id, _ in rows]
-            write_per_query(self._per_query_path(self.state.step), ids, {k: [v[k] for _, v in rows] for k in keys})
+            write_per_query(per_query_path(self.output_dir, self.state.step), ids, {k: [v[k] for _, v in rows] for k in keys})
 
     def _summary(self) -> dict[str, Any]:
         """Held-out metrics at RL step 0 (after SFT) and at the end, from the records.
@@ -700,7 +697,7 @@ class Trainer:
             return {}
         before, after = evals[0], evals[-1]
         keys = sorted(k for k in after if k.endswith(f"/{SUMMARY_METRIC}"))
-        first, last = self._per_query_path(before["step"]), self._per_query_path(after["step"])
+        first, last = per_query_path(self.output_dir, before["step"]), per_query_path(self.output_dir, after["step"])
         paired_ready = before["step"] != after["step"] and first.is_file() and last.is_file()
         return {
             "algorithm": self.cfg.algorithm,
