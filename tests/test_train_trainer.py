@@ -72,6 +72,23 @@ def test_steps_train_lora_and_leave_the_base(tiny_model, world, tmp_path, algori
     assert paired["ci95_low"] <= paired["mean_diff"] <= paired["ci95_high"]
 
 
+def test_lora_init_ignores_random_draws_of_the_setup(tiny_model, world, tmp_path, monkeypatch):
+    # A cold cache converts the policy and embeds the corpus, which draw from the global RNGs;
+    # the first run on a machine must start from the same LoRA weights as every later one.
+    warm = parameters(Trainer(tiny_config(tiny_model, tmp_path / "warm"), world=world))
+    resolve = trainer_module.resolve_model
+
+    def resolve_drawing(*args, **kwargs):
+        torch.rand(1_000)
+        np.random.rand(1_000)
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "resolve_model", resolve_drawing)
+    cold = parameters(Trainer(tiny_config(tiny_model, tmp_path / "cold"), world=world))
+    lora_a = [n for n in warm if "lora_A" in n]
+    assert lora_a and all(torch.equal(warm[n], cold[n]) for n in warm)
+
+
 def handmade_rollout(trainer, completions, row):
     tokenizer = trainer.tokenizer
     prompt = tokenizer([chat_prompt(tokenizer, row, trainer.cfg.prompt_style)], return_tensors="pt")

@@ -193,7 +193,6 @@ class Trainer:
         self.dtype = policy_dtype(cfg.precision, self.accelerator.device)
 
         start = self._resume_point(resume)
-        self._seed_everything()
         self.world = world if world is not None else self._load_world()
         self.train_rows = self.world.train()
         self.eval_rows = self._eval_rows()
@@ -218,6 +217,9 @@ class Trainer:
             else:
                 truncate_after(metrics_path, self._kept_steps(self.state))
         self.log = MetricsLog(self.output_dir, tensorboard=cfg.tensorboard) if self.is_main else None
+        # Seeded here, not earlier: on a cold cache, converting the policy and embedding the
+        # corpus draw from the global RNGs, and the LoRA init must not depend on the cache.
+        self._seed_everything()
         self._setup_stage(self.state.stage, start[1])
         self.stop_requested = False
         self.credit_samples: list[CreditSample] = []
