@@ -124,6 +124,9 @@ def columns(retriever: str, eval_retrievers: Sequence[str]) -> list[tuple[str, s
         (f"greedy NDCG@10 ({retriever})", f"greedy/{retriever}/ndcg@10"),
         ("greedy zero-reward rate", f"greedy/{retriever}/zero_reward_rate"),
         ("greedy answer words", "greedy/answer_words"),
+        # A policy can buy NDCG with run-on answers that never close </answer> (they are
+        # scored to the end, spec §1): the format rate shows when a method does.
+        ("greedy format rate", "greedy/format_rate"),
     ]
     return cols
 
