@@ -44,18 +44,23 @@ def commit() -> str:
 PAIRS = (("grpo", "sft"), ("ospo-prop", "sft"), ("ospo-rank", "sft"), ("ospo-prop", "grpo"), ("ospo-rank", "grpo"))
 
 
+def run_dir(out: Path, seed: int, method: str) -> Path:
+    """Where one method's run for one seed writes everything."""
+    return out / f"seed{seed}" / method
+
+
 def run_method(method: str, seed: int, base: Mapping[str, Any], config: str, out: Path) -> tuple[dict[str, Any], float]:
     """Train (or not) one method for one seed; returns its summary and wall seconds."""
     from ospo_fast.train.config import load_config
-    from ospo_fast.train.trainer import Trainer
+    from ospo_fast.train.trainer import SFT_ADAPTER_DIR, Trainer
 
-    overrides = dict(base) | {"seed": seed, "output_dir": str(out / f"seed{seed}" / method), "progress": False}
+    overrides = dict(base) | {"seed": seed, "output_dir": str(run_dir(out, seed, method)), "progress": False}
     if method == "zero-shot":
         overrides |= {"sft_steps": 0, "steps": 0}
     elif method == "sft":
         overrides |= {"steps": 0}
     else:
-        sft_adapter = out / f"seed{seed}" / "sft" / "sft_adapter"
+        sft_adapter = run_dir(out, seed, "sft") / SFT_ADAPTER_DIR
         overrides |= {"algorithm": method, "sft_steps": 0, "sft_adapter": str(sft_adapter), "eval_at_start": False}
     cfg = load_config(config, overrides)
     started = time.perf_counter()
@@ -64,7 +69,9 @@ def run_method(method: str, seed: int, base: Mapping[str, Any], config: str, out
 
 
 def read_summary(out: Path, seed: int, method: str) -> dict[str, Any]:
-    path = out / f"seed{seed}" / method / "summary.json"
+    from ospo_fast.train.trainer import SUMMARY_FILE
+
+    path = run_dir(out, seed, method) / SUMMARY_FILE
     if not path.is_file():
         raise SystemExit(f"--tables-only: {path} is missing; run that method and seed first")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -186,7 +193,7 @@ def main() -> None:
             final = summary["final_eval"]
             results[method].append(final)
             seconds[method].append(wall)
-            final_files[method][seed] = per_query_path(args.out / f"seed{seed}" / method, summary["after_step"])
+            final_files[method][seed] = per_query_path(run_dir(args.out, seed, method), summary["after_step"])
             took = "" if wall is None else f" ({wall:.0f} s)"
             print(f"seed {seed} {method}: greedy NDCG@pool {final[f'greedy/{cfg.retriever}/ndcg@pool']:.4f}{took}",
                   flush=True)

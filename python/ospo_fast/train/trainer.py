@@ -65,6 +65,7 @@ from ospo_fast.train.token_advantages import (
 )
 
 SFT_ADAPTER_DIR = "sft_adapter"
+SUMMARY_FILE = "summary.json"
 SFT_TARGET_TOKENS = 64
 SUMMARY_METRIC = "ndcg@pool"
 ATTRIBUTION_TIMINGS = ("segment", "plan", "evaluate", "owen")
@@ -416,7 +417,7 @@ class Trainer:
         summary = self._summary()
         if self.is_main:
             plot_run(self.output_dir)
-            (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            (self.output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
             print_summary(summary)
             if self.log is not None:
                 self.log.close()
