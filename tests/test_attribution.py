@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 import ospo_fast
-from ospo_fast.attribution import OwenConfig, attribute, extract_answer, subset_plan
-from ospo_fast.coalitions_eval import CoalitionEvaluator
+from ospo_fast.attribution import OwenConfig, attribute, subset_plan
+from ospo_fast.reward import extract_answer
+from ospo_fast.attribution.coalition_values import CoalitionEvaluator
 from ospo_fast.data import World, WorldConfig, generate_world
-from ospo_fast.retrieval import build_retriever
+from ospo_fast.reward.retrievers import build_retriever
 from ospo_fast.reward import RetrievalReward
-from ospo_fast.segment import get_segmenter
+from ospo_fast.attribution.segment import get_segmenter
 
 Batch = tuple[list[str], list[dict]]
 

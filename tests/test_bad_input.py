@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays, scalar_dtypes
 
 import ospo_fast as of
-from ospo_fast._native import core
+from ospo_fast.ops.native import core
 
 
 def test_owen_values_rejects_invalid_rows() -> None:

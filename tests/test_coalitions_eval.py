@@ -10,16 +10,12 @@ from test_reward import CountingRetriever, naive_pool_ndcg
 
 import ospo_fast
 from ospo_fast.attribution import subset_plan
-from ospo_fast.coalitions_eval import (
-    CoalitionEvaluator,
-    build_queries,
-    encode_rows_length_sorted,
-    pack_unique_queries,
-)
+from ospo_fast.attribution.coalition_values import CoalitionEvaluator, encode_rows_length_sorted, pack_unique_queries
+from ospo_fast.attribution.partial_queries import build_queries
 from ospo_fast.data import World, WorldConfig, generate_world
-from ospo_fast.retrieval import DenseRetriever, build_retriever
+from ospo_fast.reward.retrievers import DenseRetriever, build_retriever
 from ospo_fast.reward import RetrievalReward, plan_queries
-from ospo_fast.segment import get_segmenter
+from ospo_fast.attribution.segment import get_segmenter
 
 K_TOP = 50  # small enough that the global top-k rule drops pool items
 Step = tuple[list[str], list[dict], np.ndarray]

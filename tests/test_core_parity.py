@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ospo_fast as of
-from ospo_fast import reference as ref
+from ospo_fast.ops import reference as ref
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 20])

@@ -1,4 +1,5 @@
-"""ospo_fast.gpu on a CPU-only machine: path choice, fallbacks, checks and passes."""
+"""Kernel dispatch (ospo_fast.ops.dispatch) and the GPU launchers on a CPU-only machine:
+path choice, fallbacks, checks and passes."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from ospo_fast import gpu, packing, reference
+from ospo_fast.ops import credit, device, dispatch, ndcg, owen_gpu, packing, reference
 
 
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch):
-    """Each test starts with no op warned about yet."""
-    monkeypatch.setattr(gpu, "_warned_ops", set())
+    """Each test starts with no op warned about yet, and outside the Triton interpreter."""
+    monkeypatch.setattr(dispatch, "_warned_ops", set())
+    monkeypatch.setattr(dispatch, "triton_interpreted", lambda: False)
 
 
 class FakeCudaTensor:
@@ -24,10 +26,10 @@ class FakeCudaTensor:
 @pytest.fixture
 def gpu_machine(monkeypatch):
     """A machine with a CUDA device but, unless a test adds them, no kernels."""
-    monkeypatch.setattr(gpu, "is_cuda_tensor", lambda value: isinstance(value, FakeCudaTensor))
-    monkeypatch.setattr(gpu, "cuda_device_available", lambda: True)
-    monkeypatch.setattr(gpu, "cuda_kernels_built", lambda: False)
-    monkeypatch.setattr(gpu, "triton_available", lambda: False)
+    monkeypatch.setattr(dispatch, "is_cuda_tensor", lambda value: isinstance(value, FakeCudaTensor))
+    monkeypatch.setattr(dispatch, "cuda_device_available", lambda: True)
+    monkeypatch.setattr(dispatch, "cuda_kernels_built", lambda: False)
+    monkeypatch.setattr(dispatch, "triton_available", lambda: False)
     return monkeypatch
 
 
@@ -50,55 +52,64 @@ def _step(seed: int = 0, n_responses: int = 7, n_tokens: int = 12):
 def test_numpy_and_cpu_tensors_take_the_cpu_path():
     arrays = (np.zeros(3), torch.zeros(3))
     for op in ("owen", "ndcg", "pack"):
-        assert gpu.resolve_backend(op, "auto", *arrays) == "cpu"
-        assert gpu.resolve_backend(op, "cpu", *arrays) == "cpu"
+        assert dispatch.resolve_backend(op, "auto", *arrays) == "cpu"
+        assert dispatch.resolve_backend(op, "cpu", *arrays) == "cpu"
 
 
 def test_unknown_backend_raises():
     with pytest.raises(ValueError, match="backend"):
-        gpu.resolve_backend("owen", "metal", np.zeros(1))
+        dispatch.resolve_backend("owen", "metal", np.zeros(1))
 
 
 def test_cuda_tensors_pick_the_preferred_available_kernel(gpu_machine):
     tensor = FakeCudaTensor()
-    gpu_machine.setattr(gpu, "triton_available", lambda: True)
-    assert gpu.resolve_backend("owen", "auto", tensor) == "triton"
-    assert gpu.resolve_backend("ndcg", "auto", np.zeros(1), tensor) == "triton"
-    gpu_machine.setattr(gpu, "cuda_kernels_built", lambda: True)
+    gpu_machine.setattr(dispatch, "triton_available", lambda: True)
+    assert dispatch.resolve_backend("owen", "auto", tensor) == "triton"
+    assert dispatch.resolve_backend("ndcg", "auto", np.zeros(1), tensor) == "triton"
+    gpu_machine.setattr(dispatch, "cuda_kernels_built", lambda: True)
     kernels = {"owen_token_advantages_cuda": None, "pack_query_windows_cuda": None}
-    gpu_machine.setattr(gpu, "core", type("Core", (), kernels))
-    assert gpu.resolve_backend("owen", "auto", tensor) == "cuda"
-    assert gpu.resolve_backend("owen", "triton", tensor) == "triton"
-    assert gpu.resolve_backend("pack", "auto", tensor) == "cuda"
-    assert gpu.resolve_backend("pack", "cuda", np.zeros(1)) == "cuda"
+    gpu_machine.setattr(dispatch, "core", type("Core", (), kernels))
+    assert dispatch.resolve_backend("owen", "auto", tensor) == "cuda"
+    assert dispatch.resolve_backend("owen", "triton", tensor) == "triton"
+    assert dispatch.resolve_backend("pack", "auto", tensor) == "cuda"
+    assert dispatch.resolve_backend("pack", "cuda", np.zeros(1)) == "cuda"
 
 
 def test_missing_kernel_falls_back_with_one_warning_per_op(gpu_machine):
     tensor = FakeCudaTensor()
     reasons = "owen runs on the CPU core.*built without its CUDA kernels.*triton is not installed"
     with pytest.warns(RuntimeWarning, match=reasons):
-        assert gpu.resolve_backend("owen", "auto", tensor) == "cpu"
+        assert dispatch.resolve_backend("owen", "auto", tensor) == "cpu"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert gpu.resolve_backend("owen", "auto", tensor) == "cpu"
-    with pytest.warns(RuntimeWarning, match="pack has no triton kernel"):
-        assert gpu.resolve_backend("pack", "triton", tensor) == "cpu"
+        assert dispatch.resolve_backend("owen", "auto", tensor) == "cpu"
+    with pytest.warns(RuntimeWarning, match="ndcg has no cuda kernel"):
+        assert dispatch.resolve_backend("ndcg", "cuda", tensor) == "cpu"
 
 
 def test_forced_gpu_backend_without_a_device_runs_on_the_cpu(monkeypatch):
-    monkeypatch.setattr(gpu, "cuda_device_available", lambda: False)
+    monkeypatch.setattr(dispatch, "cuda_device_available", lambda: False)
     with pytest.warns(RuntimeWarning, match="no CUDA device"):
-        assert gpu.resolve_backend("ndcg", "triton", np.zeros(1)) == "cpu"
+        assert dispatch.resolve_backend("ndcg", "triton", np.zeros(1)) == "cpu"
+
+
+def test_the_triton_interpreter_runs_triton_on_cpu_data(monkeypatch):
+    monkeypatch.setattr(dispatch, "cuda_device_available", lambda: False)
+    monkeypatch.setattr(dispatch, "triton_interpreted", lambda: True)
+    for op in ("owen", "ndcg", "pack"):
+        assert dispatch.resolve_backend(op, "triton", torch.zeros(1)) == "triton"
+        assert dispatch.resolve_backend(op, "auto", torch.zeros(1)) == "cpu"  # auto follows the data
+    assert dispatch.work_device("triton", torch.zeros(1)) == torch.device("cpu")
 
 
 def test_cpu_path_matches_reference_and_follows_the_input_kind():
     args = _step()
     want = reference.token_advantages_batch(*args, "rank", invert_negative=True)
-    got = gpu.token_advantages_batch(*args, "rank", invert_negative=True)
+    got = credit.token_advantages_batch(*args, "rank", invert_negative=True)
     assert isinstance(got, np.ndarray) and got.dtype == np.float64
     np.testing.assert_array_equal(got, want)
-    as_tensors = gpu.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), "rank",
-                                            invert_negative=True)
+    as_tensors = credit.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), "rank",
+                                               invert_negative=True)
     assert isinstance(as_tensors, torch.Tensor) and as_tensors.dtype == torch.float64
     np.testing.assert_array_equal(as_tensors.numpy(), want)
 
@@ -110,16 +121,16 @@ def test_pool_ndcg_dense_cpu_path_matches_reference():
     relevance = np.array([[1, 0, 0, 3], [0, 2, 1, 1]])
     query_pool = np.array([0, 1, 1, 0, 1])
     want = reference.pool_ndcg_dense(queries, corpus, items, relevance, query_pool, 10, "exp")
-    np.testing.assert_array_equal(gpu.pool_ndcg_dense(queries, corpus, items, relevance, query_pool, 10, "exp"), want)
+    np.testing.assert_array_equal(ndcg.pool_ndcg_dense(queries, corpus, items, relevance, query_pool, 10, "exp"), want)
 
 
 def test_rows_per_pass_fits_the_budget():
-    assert gpu.rows_per_pass(1000, 100, 0, 10_000) == 50  # half of the free memory
-    assert gpu.rows_per_pass(10, 100, 0, 10_000) == 10
-    assert gpu.rows_per_pass(1000, 100, 4_000, 10_000) == 10
+    assert device.rows_per_pass(1000, 100, 0, 10_000) == 50  # half of the free memory
+    assert device.rows_per_pass(10, 100, 0, 10_000) == 10
+    assert device.rows_per_pass(1000, 100, 4_000, 10_000) == 10
     with pytest.raises(MemoryError, match="one row needs 100 bytes"):
-        gpu.rows_per_pass(5, 100, 4_950, 10_000)
-    assert list(gpu.passes(7, 3)) == [(0, 3), (3, 6), (6, 7)]
+        device.rows_per_pass(5, 100, 4_950, 10_000)
+    assert list(device.passes(7, 3)) == [(0, 3), (3, 6), (6, 7)]
 
 
 def _reference_owen_pass(kernel, part, mode, alpha, invert):
@@ -127,35 +138,36 @@ def _reference_owen_pass(kernel, part, mode, alpha, invert):
     arrays = [part[name].numpy() for name in ("n_segments", "coalition_offsets", "coalitions", "values",
                                               "segment_spans", "token_offsets", "token_mask", "answer_mask",
                                               "advantages")]
-    return torch.from_numpy(
-        reference.token_advantages_batch(*arrays, mode, alpha=alpha, invert_negative=invert)
-    ).float()
+    out, phi = reference.token_advantages_batch(*arrays, mode, alpha=alpha, invert_negative=invert, return_phi=True)
+    return torch.from_numpy(out).float(), torch.from_numpy(phi)
 
 
 def test_a_batch_too_large_for_memory_runs_in_passes(monkeypatch):
     args = _step(seed=4, n_responses=11)
     passes = []
-    monkeypatch.setattr(gpu, "resolve_backend", lambda op, backend, *arrays: "triton")
-    monkeypatch.setattr(gpu, "_work_device", lambda arrays: torch.device("cpu"))
-    monkeypatch.setattr(gpu, "free_device_memory", lambda device: 2_400)  # a few responses per pass
+    monkeypatch.setattr(credit, "resolve_backend", lambda op, backend, *arrays: "triton")
+    monkeypatch.setattr(credit, "work_device", lambda kernel, *arrays: torch.device("cpu"))
+    monkeypatch.setattr(owen_gpu, "free_memory", lambda device: 2_400)  # a few responses per pass
 
     def recorded_pass(kernel, part, mode, alpha, invert):
         passes.append(part["advantages"].numel())
         return _reference_owen_pass(kernel, part, mode, alpha, invert)
 
-    monkeypatch.setattr(gpu, "_owen_pass", recorded_pass)
-    got = gpu.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), "hybrid", alpha=0.4)
-    want = reference.token_advantages_batch(*args, "hybrid", alpha=0.4)
+    monkeypatch.setattr(owen_gpu, "launch_pass", recorded_pass)
+    got, phi = credit.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), "hybrid", alpha=0.4,
+                                             return_phi=True)
+    want, want_phi = reference.token_advantages_batch(*args, "hybrid", alpha=0.4, return_phi=True)
     assert len(passes) > 2 and sum(passes) == 11
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(phi.numpy(), want_phi, rtol=1e-6, atol=1e-7)
 
 
 def test_a_row_that_cannot_fit_raises_memory_error(monkeypatch):
-    monkeypatch.setattr(gpu, "resolve_backend", lambda op, backend, *arrays: "triton")
-    monkeypatch.setattr(gpu, "_work_device", lambda arrays: torch.device("cpu"))
-    monkeypatch.setattr(gpu, "free_device_memory", lambda device: 100)
+    monkeypatch.setattr(credit, "resolve_backend", lambda op, backend, *arrays: "triton")
+    monkeypatch.setattr(credit, "work_device", lambda kernel, *arrays: torch.device("cpu"))
+    monkeypatch.setattr(owen_gpu, "free_memory", lambda device: 100)
     with pytest.raises(MemoryError):
-        gpu.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in _step()), "prop")
+        credit.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in _step()), "prop")
 
 
 @pytest.mark.parametrize(
@@ -172,7 +184,7 @@ def test_gpu_path_checks_its_inputs(edit, message):
     args = list(_step(seed=2))
     edit(args)
     with pytest.raises(ValueError, match=message):
-        gpu._owen_batch(torch.device("cpu"), *args)
+        owen_gpu.checked_batch(torch.device("cpu"), *args)
 
 
 def test_packing_forced_onto_a_missing_cuda_kernel_falls_back(gpu_machine):

@@ -17,14 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from ospo_fast.attribution import OwenConfig
-from ospo_fast.coalitions_eval import CoalitionEvaluator
-from ospo_fast.integrations import check_ospo_setup, ospo_advantages, step_seed
+from ospo_fast.attribution import OwenConfig, decode_completions, step_seed, step_token_advantages
+from ospo_fast.attribution.coalition_values import CoalitionEvaluator
+from ospo_fast.integrations import check_ospo_setup
 from ospo_fast.integrations import trl as trl_adapter
 from ospo_fast.integrations import verl as verl_adapter
-from ospo_fast.retrieval import BM25Retriever
 from ospo_fast.reward import RetrievalReward, extract_answer
-from ospo_fast.train.rollout import finish_rollout
+from ospo_fast.reward.retrievers import BM25Retriever
 
 CATALOG = {
     "p0": "red wool winter coat",
@@ -57,6 +56,8 @@ class KeywordEvaluator:
 
     join = "space"
     last_stats = None
+    device = None  # v(S) as numpy, like an evaluator over a host reward
+    backend = "auto"
 
     def __init__(self) -> None:
         self.seen: list[list[str]] = []
@@ -119,11 +120,9 @@ def trl_output(tokenizer, completions=COMPLETIONS, advantages=GROUP_ADVANTAGES) 
 
 
 def token_spans(tokenizer, output: dict) -> tuple[list[str], np.ndarray]:  # noqa: ANN001
-    rollout = finish_rollout(
-        tokenizer, output["prompt_ids"], output["prompt_mask"], output["completion_ids"],
-        output["completion_mask"].bool(), [tokenizer.eos_token_id],
+    return decode_completions(
+        tokenizer, output["completion_ids"].numpy(), output["completion_mask"].bool().numpy(), [tokenizer.eos_token_id]
     )
-    return rollout.texts, rollout.token_offsets
 
 
 def overlapping(offsets: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -193,16 +192,20 @@ def test_real_retrieval_evaluator_keeps_the_mean(tokenizer, reward):
     output = trl_output(tokenizer)
     texts, offsets = token_spans(tokenizer, output)
     mask = output["completion_mask"].bool().numpy()
-    adv = ospo_advantages(texts, offsets, mask, GROUP_ADVANTAGES, rows(), CoalitionEvaluator(reward), OWEN, seed=3)
+    adv = step_token_advantages(
+        texts, offsets, mask, GROUP_ADVANTAGES, rows(), CoalitionEvaluator(reward), OWEN, seed=3
+    ).token_advantages
     means = row_means(torch.from_numpy(adv), output["completion_mask"])
     np.testing.assert_allclose(means, GROUP_ADVANTAGES, atol=1e-12)
     assert not np.allclose(adv[0][mask[0]], GROUP_ADVANTAGES[0])  # the answer's words did not all help alike
 
 
 def test_step_seed_differs_by_step_and_rank_and_repeats():
-    seeds = {step_seed(7, step, rank) for step in range(4) for rank in range(2)}
-    assert len(seeds) == 8 and step_seed(7, 2, 1) == step_seed(7, 2, 1)
+    seeds = {step_seed(7, step, rank, 2) for step in range(4) for rank in range(2)}
+    assert len(seeds) == 8 and step_seed(7, 2, 1, 2) == step_seed(7, 2, 1, 2)
     assert all(0 <= s < 2**63 for s in seeds)
+    with pytest.raises(ValueError, match="rank"):
+        step_seed(7, 2, 1)
 
 
 def test_bad_setups_are_rejected_when_built():
@@ -218,16 +221,20 @@ def test_bad_setups_are_rejected_when_built():
         check_ospo_setup(object(), OWEN, "prop", 0.7)
 
 
-def test_ospo_advantages_reject_mismatched_rows(tokenizer):
+def test_step_advantages_reject_mismatched_rows(tokenizer):
     output = trl_output(tokenizer)
     texts, offsets = token_spans(tokenizer, output)
     mask = output["completion_mask"].bool().numpy()
+
+    def call(*args):  # noqa: ANN002, ANN202
+        return step_token_advantages(*args, rows(), KeywordEvaluator(), OWEN, seed=0)
+
     with pytest.raises(ValueError, match="one row per token_mask row"):
-        ospo_advantages(texts[:3], offsets, mask, GROUP_ADVANTAGES, rows(), KeywordEvaluator(), OWEN, seed=0)
+        call(texts[:3], offsets, mask, GROUP_ADVANTAGES)
     with pytest.raises(ValueError, match=r"token_offsets \[B, T, 2\]"):
-        ospo_advantages(texts, offsets[:, :-1], mask, GROUP_ADVANTAGES, rows(), KeywordEvaluator(), OWEN, seed=0)
+        call(texts, offsets[:, :-1], mask, GROUP_ADVANTAGES)
     with pytest.raises(ValueError, match="non-finite"):
-        ospo_advantages(texts, offsets, mask, [1.0, np.nan, 0.0, 0.0], rows(), KeywordEvaluator(), OWEN, seed=0)
+        call(texts, offsets, mask, [1.0, np.nan, 0.0, 0.0])
 
 
 # ------------------------------------------------------------------ TRL
@@ -285,7 +292,7 @@ def stand_in_trl(version: str, output: dict) -> types.ModuleType:
             self.model = torch.nn.Linear(1, 1)  # .train() / .eval() switch the mode, as in TRL
             self.args = SimpleNamespace(seed=3)
             self.state = SimpleNamespace(global_step=5)
-            self.accelerator = SimpleNamespace(process_index=1)
+            self.accelerator = SimpleNamespace(process_index=1, num_processes=2)
 
         def _generate_and_score_completions(self, inputs):  # noqa: ANN001, ANN202
             return dict(output)
@@ -312,7 +319,7 @@ def test_trainer_replaces_training_advantages_only(tokenizer, monkeypatch, fresh
     train = trainer._generate_and_score_completions(rows())
     want = trl_adapter.trl_token_advantages(
         output, rows(), tokenizer, [tokenizer.eos_token_id], KeywordEvaluator(), OWEN, "rank",
-        seed=step_seed(3, 5, 1),
+        seed=step_seed(3, 5, 1, 2),
     )
     torch.testing.assert_close(train["advantages"], want)
     trainer.model.eval()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ospo_fast as of
-from ospo_fast import reference as ref
+from ospo_fast.ops import reference as ref
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
@@ -105,7 +105,7 @@ def test_pool_ndcg_dense_matches_reference_with_ties(
 
 
 def test_pool_ndcg_dense_random_embeddings_across_many_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ospo_fast import ndcg as ndcg_module
+    from ospo_fast.ops import ndcg as ndcg_module
 
     monkeypatch.setattr(ndcg_module, "_TILE_BYTES", 4096)  # force many corpus tiles
     rng = np.random.default_rng(5)

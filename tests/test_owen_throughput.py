@@ -1,17 +1,23 @@
-"""Smoke test of benchmarks/owen_throughput.py --quick on a tiny world: it runs end to end,
-the published-shape loop and ospo_fast agree, and the result files are written."""
+"""Smoke tests of benchmarks/owen_throughput.py --quick on a tiny world: it runs end to end,
+the published-shape loop and ospo_fast agree, the result files are written, and its device
+implementation runs the trainer's step function on the Triton backend (interpreted)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
 import owen_throughput  # noqa: E402
+import published_loop  # noqa: E402
+import workload  # noqa: E402
 
 import ospo_fast  # noqa: E402
 
@@ -22,7 +28,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     argv = [
         "--quick", "--n-products", "1000", "--responses", "16", "--coalitions", "12", "--w-max", "4",
         "--loop-responses", "8", "--repeats", "1", "--threads", "1", "--implementations", "loop", "cpu",
-        "--out", str(out), "--name", "smoke",
+        "--out", str(out), "--name", "smoke", "--cache-dir", str(tmp_path_factory.mktemp("cache")),
     ]
     return owen_throughput.main(argv), out
 
@@ -36,7 +42,7 @@ def test_quick_run_compares_the_loop_and_ospo_fast(quick_run: tuple[dict, Path])
     assert "extrapolated" in loop["note"] and cpu["unique_texts"] < cpu["K"]
     assert cpu["encoder_path"] == "packed ids, onnxruntime"
     agreement = result["checks"]["loop_vs_cpu_B16_M12"]
-    assert agreement["responses"] == 8
+    assert agreement["responses"] >= 7  # the timed group's rows with Â ≠ 0
     assert agreement["values_max_abs_diff"] <= 1e-5
     assert agreement["token_advantages_max_abs_diff"] <= 1e-9
 
@@ -66,7 +72,7 @@ def test_quick_run_writes_json_and_csv(quick_run: tuple[dict, Path]) -> None:
 
 def test_min_segments_reaches_the_budget() -> None:
     for m, w_max in ((12, 4), (32, 8), (96, 8)):
-        n = owen_throughput.min_segments(m, w_max)
+        n = workload.min_segments(m, w_max)
         assert len(ospo_fast.contiguous_coalitions(n, w_max)) >= m > len(ospo_fast.contiguous_coalitions(n - 1, w_max))
 
 
@@ -74,11 +80,32 @@ def test_python_owen_matches_the_core() -> None:
     windows = ospo_fast.contiguous_coalitions(6, 3)
     values = np.random.default_rng(0).random(len(windows))
     values[0] = 0.0
-    got = owen_throughput.python_owen(6, windows.tolist(), values.tolist())
+    got = published_loop.python_owen(6, windows.tolist(), values.tolist())
     np.testing.assert_allclose(got, ospo_fast.owen_values(6, windows, values), rtol=1e-12)
 
 
 def test_padded_fraction() -> None:
     lengths = np.array([2, 8, 2, 8])
-    assert owen_throughput.padded_fraction(lengths, 2, sort=False) == pytest.approx(1 - 20 / 32)
-    assert owen_throughput.padded_fraction(lengths, 2, sort=True) == 0.0
+    import kernel_timings
+
+    assert kernel_timings.padded_fraction(lengths, 2, sort=False) == pytest.approx(1 - 20 / 32)
+    assert kernel_timings.padded_fraction(lengths, 2, sort=True) == 0.0
+
+
+def test_device_implementation_runs_the_step_function_on_triton(tmp_path: Path) -> None:
+    # The GPU branch of the benchmark, on the CPU: the Triton interpreter runs its kernels.
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    argv = [
+        sys.executable, str(BENCHMARKS / "owen_throughput.py"), "--quick", "--n-products", "1000", "--responses",
+        "8", "--coalitions", "12", "--w-max", "4", "--repeats", "1", "--threads", "1", "--implementations", "cpu",
+        "device", "--device", "cpu", "--backend", "triton", "--out", str(tmp_path), "--name", "device",
+        "--cache-dir", str(tmp_path / "cache"),
+    ]
+    child = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert child.returncode == 0, child.stderr[-4000:]
+    saved = json.loads((tmp_path / "device.json").read_text())
+    names = {row["implementation"] for row in saved["rows"]}
+    assert names == {"ospo_fast CPU", "ospo_fast cpu (triton)"}
+    check = saved["checks"]["device_vs_cpu_B8_M12"]
+    assert check["values_max_abs_diff"] <= 1e-6  # float32 kernels against the float64 core
+    assert check["rows_within_1e-3"] == 1.0

@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from ospo_fast import packing, reference
-from ospo_fast.packing import SpecialIds, encoder_batch, pack_query_subsets, pack_query_windows, tokenize_segments
+from ospo_fast.ops import packing, reference
+from ospo_fast.ops.packing import SpecialIds, encoder_batch, pack_query_subsets, pack_query_windows, tokenize_segments
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ospo_fast.retrieval import (
+from ospo_fast.reward.retrievers import (
     BM25Retriever,
     DenseRetriever,
     Encoder,
@@ -22,9 +22,9 @@ from ospo_fast.retrieval import (
     l2_normalise,
     load_encoder,
 )
-from ospo_fast.retrieval import cache as cache_module
-from ospo_fast.retrieval.encoders import encode_length_sorted
-from ospo_fast.retrieval.fast_minilm import onnx_from_sentence_transformer
+from ospo_fast.reward.retrievers import cache as cache_module
+from ospo_fast.reward.retrievers.encoders import encode_length_sorted
+from ospo_fast.reward.retrievers.fast_minilm import onnx_from_sentence_transformer
 
 TEXTS = [
     "red cotton t-shirt for men",
@@ -139,7 +139,7 @@ def test_onnx_backend_rejects_non_mean_pooling(torch_minilm, tmp_path: Path) -> 
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling
 
-    from ospo_fast.retrieval.encoders import SentenceTransformerEncoder
+    from ospo_fast.reward.retrievers.encoders import SentenceTransformerEncoder
 
     cls_model = SentenceTransformer(modules=[torch_minilm.model[0], Pooling(384, pooling_mode="cls")], device="cpu")
     with pytest.raises(ValueError, match="Pooling"):
@@ -411,7 +411,7 @@ def test_build_retriever(tmp_path: Path, torch_minilm) -> None:
 
 
 def test_onnx_encoder_threads_are_settable_and_checked() -> None:
-    from ospo_fast.retrieval.onnx_encoder import load_paraphrase_minilm_l3
+    from ospo_fast.reward.retrievers.onnx_encoder import load_paraphrase_minilm_l3
 
     encoder = load_paraphrase_minilm_l3()
     before = encoder.encode(["blue velvet sofa", "oak desk"])
@@ -422,7 +422,7 @@ def test_onnx_encoder_threads_are_settable_and_checked() -> None:
 
 
 def test_minilm_folder_override_is_checked_and_named_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ospo_fast.retrieval.encoders import MINILM_NAME, minilm_name, minilm_path
+    from ospo_fast.reward.retrievers.models import MINILM_NAME, minilm_name, minilm_path
 
     monkeypatch.setenv("OSPO_MINILM_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no modules.json"):

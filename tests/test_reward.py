@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ospo_fast.data import World, WorldConfig, generate_world
-from ospo_fast.retrieval import BM25Retriever, DenseRetriever, build_retriever
+from ospo_fast.reward.retrievers import BM25Retriever, DenseRetriever, build_retriever
 from ospo_fast.reward import METRIC_CUTOFFS, RetrievalReward, extract_answer, lookup_rows, plan_queries
 
 ESCI_GAIN = {

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ospo_fast as of
-from ospo_fast import ndcg
-from ospo_fast import reference as ref
+from ospo_fast.ops import ndcg
+from ospo_fast.ops import reference as ref
 
 needs_screen = pytest.mark.skipif(not of.screen_supported(), reason="this CPU lacks AVX512-BF16")
 
@@ -120,7 +120,7 @@ def test_bad_cpu_kernel_and_unsupported_screen_are_named(monkeypatch: pytest.Mon
 
 @needs_screen
 def test_screened_corpus_rejects_bad_input() -> None:
-    from ospo_fast._native import core
+    from ospo_fast.ops.native import core
 
     with pytest.raises(ValueError, match="corpus must be finite"):
         core.ScreenedCorpus(np.array([[np.nan, 1.0]], dtype=np.float32))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ospo_fast.segment import PhraseSegmenter, get_segmenter, sentence_segments, word_spans
+from ospo_fast.attribution.segment import PhraseSegmenter, get_segmenter, sentence_segments, word_spans
 
 NAMES = ["phrase", "sentence", "word"]
 AWKWARD = [

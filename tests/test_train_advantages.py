@@ -1,4 +1,4 @@
-"""Token offsets, per-token advantages and the PPO-clip loss, without a trainer."""
+"""Token offsets, the answer's tokens, GRPO broadcast, clipping and the PPO-clip loss, without a trainer."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ospo_fast.reward import extract_answer
+from ospo_fast.attribution import broadcast_advantages, clip_to_batch_spread, token_char_offsets
+from ospo_fast.reward import answer_token_mask, extract_answer
 from ospo_fast.train.loss import ppo_clip_loss
-from ospo_fast.train.rollout import finish_rollout, token_char_offsets
 from ospo_fast.train.tiny import save_tiny_policy
-from ospo_fast.train.token_advantages import (
-    answer_token_mask,
-    clip_to_batch_spread,
-    grpo_token_advantages,
-    invert_negative_credit,
-    ospo_token_advantages,
-)
 
 CORPUS = [
     "the shopper needs a black velvet sofa for four people",
@@ -57,73 +50,19 @@ def test_answer_mask_skips_the_think_block(tokenizer):
     assert offsets[mask][0, 0] <= start < offsets[mask][0, 1]
 
 
-def rollout_of(tokenizer, completions):
-    rows = [encode(tokenizer, c) + [tokenizer.eos_token_id] for c in completions]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
-    mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for b, r in enumerate(rows):
-        ids[b, : len(r)] = torch.tensor(r)
-        mask[b, : len(r)] = True
-    prompt = torch.ones((len(rows), 1), dtype=torch.long)
-    return finish_rollout(tokenizer, prompt, prompt, ids, mask, [tokenizer.eos_token_id])
-
-
-def test_ospo_advantages_land_on_the_answer_and_keep_the_mean(tokenizer):
-    completions = [COMPLETION, "<think>hm</think><answer>red lamp</answer>", "no tags at all here"]
-    rollout = rollout_of(tokenizer, completions)
-    token_mask = rollout.completion_mask.numpy()
-    advantages = np.array([1.3, -0.4, 0.7])
-    # segment spans in answer coordinates, with distinct Owen values
-    spans = [np.array([[0, 5], [6, 12], [13, 17], [18, 33]]), np.array([[0, 4], [4, 8]]), np.zeros((0, 2), np.int64)]
-    phi = [np.array([0.5, 0.1, 0.3, 0.0]), np.array([0.2, 0.2]), np.zeros(0)]
-    token_adv, answer_mask = ospo_token_advantages(
-        rollout.texts, rollout.token_offsets, token_mask, advantages, spans, phi, "prop"
-    )
-    assert rollout.texts == completions
-    for b in range(3):
-        real = token_mask[b]
-        assert token_adv[b, real].mean() == pytest.approx(advantages[b], rel=1e-9)
-        assert np.all(token_adv[b, ~real] == 0)
-        outside = real & ~answer_mask[b]
-        assert np.allclose(token_adv[b, outside], advantages[b])
-    # row 0: non-uniform on the answer, and the highest credit gets the largest advantage
-    answer_0 = token_adv[0, answer_mask[0]]
-    assert answer_0.std() > 0.1
-    first_answer_token = np.flatnonzero(answer_mask[0])[0]
-    assert token_adv[0, first_answer_token] == answer_0.max()
-    # row 1: equal credit is uniform; row 2 has no tags, so its whole text is the answer
-    assert np.allclose(token_adv[1, token_mask[1]], -0.4)
-    assert answer_mask[2, token_mask[2]].sum() == token_mask[2].sum() - 1  # all but the EOS
-
-
-@pytest.mark.parametrize("mode", ["prop", "rank", "hybrid"])
-def test_every_mode_keeps_the_mean(tokenizer, mode):
-    rollout = rollout_of(tokenizer, [COMPLETION])
-    token_mask = rollout.completion_mask.numpy()
-    spans = [np.array([[0, 5], [6, 12], [13, 33]])]
-    token_adv, _ = ospo_token_advantages(
-        rollout.texts, rollout.token_offsets, token_mask, np.array([-0.8]), spans, [np.array([0.3, 0.0, 0.1])], mode,
-        invert_negative=True,
-    )
-    assert token_adv[0, token_mask[0]].mean() == pytest.approx(-0.8, rel=1e-9)
-
-
-def test_invert_negative_mirrors_credit_only_for_negative_advantages():
-    credit = np.array([[0.1, 0.5, 0.3, 9.0], [0.1, 0.5, 0.3, 9.0]])
-    answer = np.array([[True, True, True, False]] * 2)
-    out = invert_negative_credit(credit, answer, np.array([1.0, -1.0]))
-    assert np.allclose(out[0], credit[0])
-    assert np.allclose(out[1], [0.5, 0.1, 0.3, 9.0])
-
-
 def test_clip_and_grpo_broadcast():
     mask = np.array([[True, True, False], [True, True, True]])
-    grpo = grpo_token_advantages(np.array([2.0, -1.0]), mask)
-    assert np.array_equal(grpo, [[2.0, 2.0, 0.0], [-1.0, -1.0, -1.0]])
+    offsets = np.zeros((2, 3, 2), dtype=np.int64)
+    grpo = broadcast_advantages(["a", "b"], offsets, mask, np.array([2.0, -1.0]))
+    assert grpo.path == "broadcast" and grpo.n_coalitions == 0
+    assert np.array_equal(grpo.token_advantages, [[2.0, 2.0, 0.0], [-1.0, -1.0, -1.0]])
     bound = 0.5 * np.std([2.0, -1.0], ddof=1)
-    assert np.allclose(clip_to_batch_spread(grpo, np.array([2.0, -1.0]), 0.5).max(), bound)
-    assert clip_to_batch_spread(grpo, np.array([2.0, -1.0]), 0.0) is grpo
+    assert np.allclose(clip_to_batch_spread(grpo.token_advantages, np.array([2.0, -1.0]), 0.5).max(), bound)
+    assert clip_to_batch_spread(grpo.token_advantages, np.array([2.0, -1.0]), 0.0) is grpo.token_advantages
+    clipped = clip_to_batch_spread(torch.from_numpy(grpo.token_advantages), np.array([2.0, -1.0]), 0.5)
+    assert isinstance(clipped, torch.Tensor) and float(clipped.max()) == pytest.approx(bound)
+    on_loss_device = broadcast_advantages(["a", "b"], offsets, mask, np.array([2.0, -1.0]), out_device="cpu")
+    assert on_loss_device.token_advantages.dtype == torch.float32
 
 
 # ------------------------------------------------------------------ loss

@@ -12,7 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ospo_fast.attribution import step_seed, step_token_advantages
 from ospo_fast.data import WorldConfig, generate_world
+from ospo_fast.reward import answer_token_masks
 from ospo_fast.train import trainer as trainer_module
 from ospo_fast.train.config import load_config
 from ospo_fast.train.policy import chat_prompt
@@ -132,7 +134,7 @@ def test_advantages_reaching_the_loss_sit_on_the_answer(tiny_model, world, tmp_p
     assert rewards[0] > 0 and rewards[1] == 0
     group_adv = 1.0 / np.sqrt(2.0)  # two samples, one scored, one not: Â = ±1/√2 (up to eps)
     adv0, mask0 = advantages[0].double().numpy(), mask[0].numpy()
-    answer0 = trainer_module.answer_token_masks(completions, rollout.token_offsets, rollout.completion_mask.numpy())[0]
+    answer0 = answer_token_masks(completions, rollout.token_offsets, rollout.completion_mask.numpy())[0]
     answer0 = answer0[: len(mask0)]
     assert adv0[mask0].mean() == pytest.approx(group_adv, rel=1e-3)
     assert np.allclose(adv0[mask0 & ~answer0], adv0[mask0 & ~answer0][0])  # outside the answer: Â
@@ -140,6 +142,40 @@ def test_advantages_reaching_the_loss_sit_on_the_answer(tiny_model, world, tmp_p
     assert adv0[answer0].std() > 1e-3  # non-uniform on the answer
     adv1 = advantages[1].double().numpy()[mask[1].numpy()]
     assert np.allclose(adv1, -group_adv, rtol=1e-3)  # an empty answer: A_t = Â everywhere
+
+
+@pytest.mark.parametrize("algorithm", ["ospo-prop", "ospo-rank"])
+def test_trainer_advantages_are_the_library_step_function(tiny_model, world, tmp_path, monkeypatch, algorithm):
+    # The loss must receive exactly what ospo_fast.attribution.step_token_advantages returns for the
+    # step's rollout, so the trainer cannot drift onto a path of its own.
+    cfg = tiny_config(tiny_model, tmp_path, algorithm=algorithm, advantage_clip=1.5, invert_negative=True,
+                      G=4, prompts_per_step=1, gradient_accumulation_steps=1)
+    trainer = Trainer(cfg, world=world)
+    row = world.train()[1]
+    completions = [
+        f"<think>a guess</think><answer>{row['gold_query']}</answer>",
+        f"<answer>{row['imperfect_query']} with a zebra print</answer>",
+        f"<think>hmm</think><answer>{row['gold_query'].split()[-1]} for my mother, red</answer>",
+        "<answer>something nice</answer>",
+    ]
+    rollout = handmade_rollout(trainer, completions, row)
+    monkeypatch.setattr(trainer, "rollout_batch", lambda step: (rollout, [row] * 4, ["q"] * 4))
+    received = []
+    policy_update = trainer.policy_update
+    monkeypatch.setattr(trainer, "policy_update",
+                        lambda rollout, token_adv: received.append(token_adv.clone()) or policy_update(rollout, token_adv))
+    trainer.rl_step()
+
+    rewards = trainer.reward(completions, [row] * 4)
+    advantages = trainer_module.group_advantages(rewards, cfg.G, cfg.advantage_eps, cfg.advantage_scale)
+    assert np.count_nonzero(advantages) >= 2
+    library = step_token_advantages(
+        rollout.texts, rollout.token_offsets, rollout.completion_mask.numpy(), advantages, [row] * 4,
+        trainer.evaluator, trainer_module.owen_config_of(cfg), seed=step_seed(cfg.seed, 0), mode=cfg.redistribution,
+        alpha=cfg.alpha, invert_negative=True, clip=1.5, out_device="cpu",
+    )
+    assert library.path == "fused" and library.n_coalitions > 0
+    torch.testing.assert_close(received[0], library.token_advantages, rtol=0, atol=0)
 
 
 def adapter_weights(run_dir, step):

@@ -1,4 +1,4 @@
-"""The Triton kernels against ``ospo_fast.reference``, run by the Triton interpreter.
+"""The Triton kernels against ``ospo_fast.ops.reference`` and the C++ core, run by the Triton interpreter.
 
 ``TRITON_INTERPRET=1`` must be set before triton is imported and would change every
 later import of it, so the kernels run in one child process (this file run as a
@@ -37,6 +37,14 @@ NDCG_CASES: dict[str, tuple] = {
     "wide-d-padding": (40, 150, 37, 2, 9, 7, "exp", 2, 4),
     "k-beyond-corpus": (3, 70, 2, 2, 5, 1000, "linear", 1, 5),
 }
+# name: (B, max segments, max tokens per segment, w_max, budget, max_length, subsets, seed)
+PACK_CASES: dict[str, tuple] = {
+    "windows": (7, 6, 5, 3, 12, 512, False, 0),
+    "windows-truncated": (5, 9, 9, 8, 40, 9, False, 1),
+    "windows-one-response": (1, 3, 2, 2, 4, 512, False, 2),
+    "subsets": (6, 7, 4, 0, 10, 512, True, 3),
+    "subsets-truncated": (6, 8, 7, 0, 20, 7, True, 4),
+}
 OWEN_TOLERANCE = 1e-5  # relative, plus 1e-6 of max |Â|: the kernel's output is float32
 NDCG_TOLERANCE = 1e-6  # NDCG is in [0, 1]; the kernel sums DCG in float32
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +57,7 @@ def _owen_batch(B, T, max_segments, w_max, max_coalitions, seed):
     others 2..max_segments; response 1 has Â = 0 (when B > 3)."""
     import numpy as np
 
-    from ospo_fast import reference
+    from ospo_fast.ops import reference
 
     rng = np.random.default_rng(seed)
     n_segments = rng.integers(2, max_segments + 1, size=B)
@@ -93,7 +101,7 @@ def _owen_error(args, mode, invert_negative) -> tuple[float, float]:
     import numpy as np
     import torch
 
-    from ospo_fast import reference
+    from ospo_fast.ops import reference
     from ospo_fast.kernels.owen_advantages import owen_token_advantages
 
     out, phi = owen_token_advantages(*(torch.from_numpy(np.asarray(a)) for a in args), mode,
@@ -122,7 +130,7 @@ def _ndcg_error(inputs, k, gain, n_splits) -> float:
     import numpy as np
     import torch
 
-    from ospo_fast import reference
+    from ospo_fast.ops import reference
     from ospo_fast.kernels.fused_ndcg import fused_pool_ndcg
 
     got = fused_pool_ndcg(*(torch.from_numpy(a) for a in inputs), k, gain, n_splits=n_splits).numpy()
@@ -131,15 +139,13 @@ def _ndcg_error(inputs, k, gain, n_splits) -> float:
 
 
 def _dispatch_in_passes() -> dict[str, float]:
-    """ospo_fast.gpu end to end on the Triton path, with free memory for a few rows only."""
+    """The public ops on the Triton backend end to end, with free memory for a few rows only."""
     import numpy as np
     import torch
 
-    from ospo_fast import gpu, reference
     from ospo_fast.kernels import fused_ndcg
+    from ospo_fast.ops import credit, ndcg, ndcg_gpu, owen_gpu, reference
 
-    gpu.resolve_backend = lambda op, backend, *arrays: "triton"
-    gpu._work_device = lambda arrays: torch.device("cpu")
     calls = {"count_beaters": 0, "owen_pass": 0}
 
     def counted(name, function):
@@ -150,26 +156,71 @@ def _dispatch_in_passes() -> dict[str, float]:
         return wrapper
 
     fused_ndcg.count_beaters = counted("count_beaters", fused_ndcg.count_beaters)
-    gpu._owen_pass = counted("owen_pass", gpu._owen_pass)
+    owen_gpu.launch_pass = counted("owen_pass", owen_gpu.launch_pass)
     queries, corpus, items, relevance, query_pool = _ndcg_inputs(23, 90, 6, 3, 7, seed=11)
     # 10 KB free: passes of two queries, and a host corpus in two pieces.
-    gpu.free_device_memory = lambda device: 10 * 1024
+    ndcg_gpu.free_memory = lambda device: 10 * 1024
     want = reference.pool_ndcg_dense(queries, corpus, items, relevance, query_pool, 30, "exp")
-    host_corpus = gpu.pool_ndcg_dense(torch.from_numpy(queries), corpus, torch.from_numpy(items),
-                                      torch.from_numpy(relevance), torch.from_numpy(query_pool), 30, "exp")
-    tensor_corpus = gpu.pool_ndcg_dense(*(torch.from_numpy(a) for a in (queries, corpus, items, relevance, query_pool)),
-                                        30, "exp")
+    tensors = [torch.from_numpy(a) for a in (queries, corpus, items, relevance, query_pool)]
+    tensor_corpus = ndcg.pool_ndcg_dense(*tensors, 30, "exp", backend="triton")
+    resident = ndcg_gpu.is_resident
+    ndcg_gpu.is_resident = lambda corpus, device: False  # as a host corpus beside a GPU: streamed in pieces
+    host_corpus = ndcg.pool_ndcg_dense(tensors[0], corpus, *tensors[2:], 30, "exp", backend="triton")
+    ndcg_gpu.is_resident = resident
     args = _owen_batch(9, 11, 5, 3, 8, seed=12)
-    gpu.free_device_memory = lambda device: 2 * 3 * (11 * 30 + 8 * 12 + 5 * 24 + 48)  # three responses a pass
-    owen = gpu.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), "rank")
-    owen_want = reference.token_advantages_batch(*args, "rank")
+    owen_gpu.free_memory = lambda device: 2 * 3 * (11 * 30 + 8 * 12 + 5 * 24 + 48)  # three responses a pass
+    owen, phi = credit.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), "rank",
+                                              backend="triton", return_phi=True)
+    owen_want, phi_want = reference.token_advantages_batch(*args, "rank", return_phi=True)
     return {
         "host-corpus": float(np.abs(host_corpus.numpy() - want).max()),
         "tensor-corpus": float(np.abs(tensor_corpus.numpy() - want).max()),
         "count-beaters-calls": float(calls["count_beaters"]),
         "owen-passes": float(calls["owen_pass"]),
         "owen": float(np.abs(owen.numpy() - owen_want).max() / np.abs(args[8]).max()),
+        "owen-phi": float(np.abs(phi.numpy() - phi_want).max()),
     }
+
+
+def _token_batch(n_responses, max_segments, max_tokens, seed):
+    """Every segment's ids in CSR form; some segments are empty, some responses have none."""
+    import numpy as np
+
+    from ospo_fast.ops.packing import SegmentTokens
+
+    rng = np.random.default_rng(seed)
+    n_segments = rng.integers(0, max_segments + 1, size=n_responses)
+    lengths = rng.integers(0, max_tokens + 1, size=int(n_segments.sum()))
+    token_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tokens = SegmentTokens(rng.integers(999, 30_000, size=int(token_offsets[-1])).astype(np.int32), token_offsets,
+                           np.concatenate([[0], np.cumsum(n_segments)]).astype(np.int64))
+    return tokens, n_segments
+
+
+def _pack_error(n_responses, max_segments, max_tokens, w_max, budget, max_length, subsets, seed) -> float:
+    """Mismatching entries between the Triton rows and the C++ core's rows (0 when equal)."""
+    import numpy as np
+    import torch
+
+    from ospo_fast.ops import packing, reference
+
+    tokens, n_segments = _token_batch(n_responses, max_segments, max_tokens, seed)
+    special = packing.SpecialIds(101, 102, 0)
+    if subsets:
+        plans = [reference.sample_subset_coalitions(int(n), budget, seed=seed, stream=b) for b, n in enumerate(n_segments)]
+        width = int(n_segments.max(initial=0))
+        rows = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in plans])
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in plans])])
+        pack = packing.pack_query_subsets
+    else:
+        offsets, rows = reference.coalition_plan(n_segments, w_max, budget, seed=seed)
+        pack = packing.pack_query_windows
+    want = pack(tokens, offsets, rows, special, max_length=max_length, backend="cpu")
+    on_tensors = packing.SegmentTokens(*(torch.from_numpy(a) for a in (tokens.token_ids, tokens.token_offsets,
+                                                                         tokens.segment_offsets)))
+    got = pack(on_tensors, torch.from_numpy(offsets), torch.from_numpy(rows), special, max_length=max_length,
+               backend="triton")
+    return float(sum(int((g.numpy() != w).sum()) + abs(g.numel() - w.size) for g, w in zip(got, want)))
 
 
 def run_cases() -> dict[str, object]:
@@ -184,6 +235,8 @@ def run_cases() -> dict[str, object]:
     ties[1][:] = 0.25  # every catalog row scores the same: the ranking is by row alone
     report["ndcg/all-scores-tied"] = _ndcg_error(ties, 5, "linear", 2)
     report["dispatch"] = _dispatch_in_passes()
+    for name, case in PACK_CASES.items():
+        report[f"pack/{name}"] = _pack_error(*case)
     return report
 
 
@@ -220,7 +273,13 @@ def test_gpu_dispatch_in_passes_matches_reference(interpreted):
     assert report["tensor-corpus"] <= NDCG_TOLERANCE
     assert report["count-beaters-calls"] > 4  # several query passes, and corpus pieces
     assert report["owen"] <= 1e-6
+    assert report["owen-phi"] <= 1e-6
     assert report["owen-passes"] > 1
+
+
+@pytest.mark.parametrize("name", PACK_CASES)
+def test_pack_kernels_match_the_core(interpreted, name):
+    assert interpreted[f"pack/{name}"] == 0
 
 
 if __name__ == "__main__":

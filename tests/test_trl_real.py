@@ -33,9 +33,9 @@ def test_two_real_grpo_steps_carry_per_token_advantages(tmp_path: Path) -> None:
     from trl import GRPOConfig
 
     from ospo_fast.attribution import OwenConfig
-    from ospo_fast.coalitions_eval import CoalitionEvaluator
+    from ospo_fast.attribution.coalition_values import CoalitionEvaluator
     from ospo_fast.integrations.trl import OSPOGRPOTrainer, make_trl_reward
-    from ospo_fast.retrieval import BM25Retriever
+    from ospo_fast.reward.retrievers import BM25Retriever
     from ospo_fast.reward import RetrievalReward
     from ospo_fast.train.tiny import save_tiny_policy
 

@@ -141,14 +141,16 @@ void bind_credit(py::module_& m) {
         require_alpha(alpha);
         const ospo::Mode parsed = parse_mode(mode);
         py::array_t<double> out({B, T});
+        py::array_t<double> phi(total_segments);
         {
           py::gil_scoped_release release;
           ospo::token_advantages_batch(n_segments.data(), coalition_offsets.data(),
                                        reinterpret_cast<const ospo::Window*>(coalitions.data()), values.data(),
                                        spans.data(), token_offsets.data(), bytes(token_mask), bytes(answer_mask),
-                                       advantages.data(), B, T, parsed, alpha, invert_negative, out.mutable_data());
+                                       advantages.data(), B, T, parsed, alpha, invert_negative, out.mutable_data(),
+                                       phi.mutable_data());
         }
-        return out;
+        return py::make_tuple(out, phi);
       },
       py::arg("n_segments"), py::arg("coalition_offsets"), py::arg("coalitions"), py::arg("values"),
       py::arg("segment_spans"), py::arg("token_offsets"), py::arg("token_mask"), py::arg("answer_mask"),

@@ -138,13 +138,12 @@ void token_advantages_batch(const int64_t* n_segments, const int64_t* coalition_
                             const double* values, const int64_t* segment_spans, const int64_t* token_offsets,
                             const uint8_t* token_mask, const uint8_t* answer_mask, const double* advantages,
                             int64_t n_rows, int64_t n_cols, Mode mode, double alpha, bool invert_negative,
-                            double* out) {
+                            double* out, double* phi) {
   std::vector<int64_t> phi_offsets(n_rows + 1, 0);
   for (int64_t b = 0; b < n_rows; ++b) phi_offsets[b + 1] = phi_offsets[b] + n_segments[b];
-  std::vector<double> phi(size_t(phi_offsets.back()));
-  owen_values_batch(n_segments, n_rows, coalition_offsets, windows, values, phi_offsets.data(), phi.data());
+  owen_values_batch(n_segments, n_rows, coalition_offsets, windows, values, phi_offsets.data(), phi);
   std::vector<double> credit(size_t(n_rows * n_cols));
-  token_credit_batch(segment_spans, phi_offsets.data(), phi.data(), token_offsets, token_mask, n_rows, n_cols,
+  token_credit_batch(segment_spans, phi_offsets.data(), phi, token_offsets, token_mask, n_rows, n_cols,
                      credit.data());
   for (int64_t b = 0; b < n_rows; ++b) {
     double* row = credit.data() + b * n_cols;

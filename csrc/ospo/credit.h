@@ -32,12 +32,13 @@ void token_credit_batch(const int64_t* segment_spans /*[S, 2]*/, const int64_t* 
 
 // One step: Owen values -> token credit -> redistribution. Rows with at most one
 // segment get uniform weights; with invert_negative, rows with advantage < 0 use
-// the negated credit.
+// the negated credit. The Owen values are written to phi, CSR by the cumulative
+// n_segments, so callers can show each segment's credit without a second pass.
 void token_advantages_batch(const int64_t* n_segments /*[B]*/, const int64_t* coalition_offsets /*[B+1]*/,
                             const Window* windows /*[K]*/, const double* values /*[K]*/,
                             const int64_t* segment_spans /*[S, 2]*/, const int64_t* token_offsets /*[B, T, 2]*/,
                             const uint8_t* token_mask /*[B, T]*/, const uint8_t* answer_mask /*[B, T]*/,
                             const double* advantages /*[B]*/, int64_t n_rows, int64_t n_cols, Mode mode, double alpha,
-                            bool invert_negative, double* out /*[B, T]*/);
+                            bool invert_negative, double* out /*[B, T]*/, double* phi /*[S]*/);
 
 }  // namespace ospo

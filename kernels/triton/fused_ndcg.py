@@ -22,14 +22,12 @@ agree, which the tests make certain with dyadic-rational embeddings.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import triton
 import triton.language as tl
 
-DotPrecision = Literal["ieee", "tf32x3", "tf32"]
-GainMode = Literal["linear", "exp"]
+from ospo_fast.types import DotPrecision, GainMode, check_choice
+
 
 BLOCK_C = 32  # queries per program of the counting kernel
 BLOCK_N = 64  # corpus rows per streamed tile
@@ -180,8 +178,7 @@ def _ndcg_from_counts_kernel(
 
 def pool_gains(pool_items: torch.Tensor, pool_relevance: torch.Tensor, gain: GainMode) -> torch.Tensor:
     """``[S, P]`` float32 gains (``linear``: rel, ``exp``: 2^rel − 1); padding gets 0."""
-    if gain not in ("linear", "exp"):
-        raise ValueError(f"gain must be 'linear' or 'exp', got {gain!r}")
+    check_choice("gain", gain, GainMode)
     relevance = pool_relevance.to(torch.float64)
     gains = torch.exp2(relevance) - 1.0 if gain == "exp" else relevance
     return torch.where(pool_items >= 0, gains, 0.0).to(torch.float32)

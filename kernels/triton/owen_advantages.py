@@ -19,13 +19,13 @@ linear in the number of rows.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import triton
 import triton.language as tl
 
-RedistributionMode = Literal["prop", "rank", "hybrid"]
+from ospo_fast.types import RedistributionMode, check_choice
+
+# The kernel's code for each mode (its MODE constexpr).
 MODE_IDS: dict[str, int] = {"prop": 0, "rank": 1, "hybrid": 2}
 # The [BLOCK_T, chunk] tiles of the credit (segments) and RANK (tokens) loops hold at
 # most this many float64 values, so long completions take narrower chunks.
@@ -258,8 +258,7 @@ def owen_token_advantages(
     Returns ``(advantages [B, T] float32, phi [sum n] float64)``. Every window must lie
     within its response's segments; the kernel trusts that (``ospo_fast.gpu`` checks it).
     """
-    if mode not in MODE_IDS:
-        raise ValueError(f"mode must be 'prop', 'rank' or 'hybrid', got {mode!r}")
+    check_choice("mode", mode, RedistributionMode)
     device = values.device
     n_segments = n_segments.to(device=device, dtype=torch.int64).contiguous()
     coalition_offsets = coalition_offsets.to(device=device, dtype=torch.int64).contiguous()
@@ -269,7 +268,7 @@ def owen_token_advantages(
     torch.cumsum(n_segments, 0, out=phi_offsets[1:])
     phi = torch.empty(int(phi_offsets[-1]), dtype=torch.float64, device=device)
     out = torch.empty((n_responses, n_tokens), dtype=torch.float32, device=device)
-    if n_responses == 0 or n_tokens == 0:
+    if n_responses == 0:
         return out, phi
     max_segments = int(n_segments.max())
     table_stride = (max_segments + 1) ** 2

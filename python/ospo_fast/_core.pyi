@@ -1,10 +1,11 @@
 """Type stub of the compiled core (csrc/bindings). Arrays must already have the exact
 dtype shown; the Python wrappers in ospo_fast convert and the bindings check."""
 
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from ospo_fast.types import AdvantageScale, GainMode, RedistributionMode
 
 with_cuda: bool
 
@@ -44,14 +45,14 @@ def token_credit(
 def redistribute(
     credit: npt.NDArray[np.float64],
     advantage: float,
-    mode: Literal["prop", "rank", "hybrid"],
+    mode: RedistributionMode,
     answer_mask: npt.NDArray[np.bool_] | None,
     alpha: float,
 ) -> npt.NDArray[np.float64]: ...
 def redistribute_batch(
     credit: npt.NDArray[np.float64],
     advantages: npt.NDArray[np.float64],
-    mode: Literal["prop", "rank", "hybrid"],
+    mode: RedistributionMode,
     token_mask: npt.NDArray[np.bool_],
     answer_mask: npt.NDArray[np.bool_],
     alpha: float,
@@ -73,17 +74,18 @@ def token_advantages_batch(
     token_mask: npt.NDArray[np.bool_],
     answer_mask: npt.NDArray[np.bool_],
     advantages: npt.NDArray[np.float64],
-    mode: Literal["prop", "rank", "hybrid"],
+    mode: RedistributionMode,
     alpha: float,
     invert_negative: bool,
-) -> npt.NDArray[np.float64]: ...
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(advantages [B, T], phi [sum n_segments]): the step's token advantages and its Owen values."""
 def group_advantages(
-    rewards: npt.NDArray[np.float64], group_size: int, eps: float, scale: Literal["std", "none"]
+    rewards: npt.NDArray[np.float64], group_size: int, eps: float, scale: AdvantageScale
 ) -> npt.NDArray[np.float64]: ...
 
 # NDCG
 def ndcg_at_k(
-    scores: npt.NDArray[np.float64], relevance: npt.NDArray[np.float64], k: int, gain: Literal["linear", "exp"]
+    scores: npt.NDArray[np.float64], relevance: npt.NDArray[np.float64], k: int, gain: GainMode
 ) -> npt.NDArray[np.float64]: ...
 
 class PoolRanking:
@@ -94,7 +96,7 @@ class PoolRanking:
         pool_scores: npt.NDArray[np.float64],
         pool_items: npt.NDArray[np.int64],
         pool_relevance: npt.NDArray[np.float64],
-        gain: Literal["linear", "exp"],
+        gain: GainMode,
         n_items: int,
         k: int,
     ) -> None: ...
@@ -117,7 +119,7 @@ class ScreenedCorpus:
         pool_items: npt.NDArray[np.int64],
         pool_relevance: npt.NDArray[np.float64],
         k: int,
-        gain: Literal["linear", "exp"],
+        gain: GainMode,
     ) -> npt.NDArray[np.float64] | None: ...
 
 # partial-query packing (csrc/ospo/pack.cpp); returns (input_ids, attention_mask) int64 [K, L]
@@ -149,7 +151,7 @@ def pack_query_subsets(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 
 # CUDA launchers, present only when with_cuda; arguments are device addresses (int),
-# sizes, and the CUDA stream as an int. ospo_fast.gpu is the typed front end.
+# sizes, and the CUDA stream as an int. the ospo_fast.ops *_gpu launchers are the typed front end.
 def cuda_device_count() -> int: ...
 def owen_token_advantages_cuda(
     n_segments: int,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ospo_fast
-from ospo_fast import gpu, packing, reference
+from ospo_fast.ops import ndcg_gpu, owen_gpu, packing, reference
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -56,7 +56,7 @@ def test_owen_advantages_match_reference_and_cpu_core(backend, mode, invert_nega
     args = _step(seed=MODES.index(mode) + 10 * invert_negative)
     want = reference.token_advantages_batch(*args, mode, invert_negative=invert_negative)
     with_core = ospo_fast.token_advantages_batch(*args, mode, invert_negative=invert_negative)
-    got = gpu.token_advantages_batch(*_cuda(args), mode, invert_negative=invert_negative, backend=backend)
+    got = ospo_fast.token_advantages_batch(*_cuda(args), mode, invert_negative=invert_negative, backend=backend)
     _assert_close_to(got, want, args[8])
     _assert_close_to(got, with_core, args[8])
 
@@ -64,16 +64,17 @@ def test_owen_advantages_match_reference_and_cpu_core(backend, mode, invert_nega
 def test_cuda_and_triton_owen_kernels_agree():
     args = _cuda(_step(seed=99))
     for mode in MODES:
-        a = gpu.token_advantages_batch(*args, mode, backend="cuda")
-        b = gpu.token_advantages_batch(*args, mode, backend="triton")
+        a, phi_a = ospo_fast.token_advantages_batch(*args, mode, backend="cuda", return_phi=True)
+        b, phi_b = ospo_fast.token_advantages_batch(*args, mode, backend="triton", return_phi=True)
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(phi_a, phi_b, rtol=1e-9, atol=1e-12)
 
 
 def test_owen_kernel_in_passes_matches_one_pass(monkeypatch):
     args = _cuda(_step(seed=5))
-    whole = gpu.token_advantages_batch(*args, "rank", backend="cuda")
-    monkeypatch.setattr(gpu, "free_device_memory", lambda device: 200_000)  # a few responses per pass
-    torch.testing.assert_close(gpu.token_advantages_batch(*args, "rank", backend="cuda"), whole, rtol=0, atol=0)
+    whole = ospo_fast.token_advantages_batch(*args, "rank", backend="cuda")
+    monkeypatch.setattr(owen_gpu, "free_memory", lambda device: 200_000)  # a few responses per pass
+    torch.testing.assert_close(ospo_fast.token_advantages_batch(*args, "rank", backend="cuda"), whole, rtol=0, atol=0)
 
 
 def _retrieval(seed: int, n_queries: int, n_corpus: int, dim: int, dyadic: bool):
@@ -96,7 +97,7 @@ def _retrieval(seed: int, n_queries: int, n_corpus: int, dim: int, dyadic: bool)
 def test_fused_ndcg_matches_reference_with_exact_ties(gain):
     inputs = _retrieval(1, n_queries=777, n_corpus=20_011, dim=24, dyadic=True)
     want = reference.pool_ndcg_dense(*inputs, 500, gain)
-    got = gpu.pool_ndcg_dense(*_cuda(inputs), 500, gain, backend="triton", precision="ieee")
+    got = ospo_fast.pool_ndcg_dense(*_cuda(inputs), 500, gain, backend="triton", precision="ieee")
     assert got.is_cuda and got.dtype == torch.float32
     np.testing.assert_allclose(got.cpu().numpy(), want, atol=1e-6)
 
@@ -104,20 +105,20 @@ def test_fused_ndcg_matches_reference_with_exact_ties(gain):
 def test_fused_ndcg_matches_cpu_core_on_real_valued_embeddings():
     inputs = _retrieval(2, n_queries=512, n_corpus=30_000, dim=384, dyadic=False)
     with_core = ospo_fast.pool_ndcg_dense(*inputs, 1000, "linear")
-    got = gpu.pool_ndcg_dense(*_cuda(inputs), 1000, "linear", backend="triton", precision="ieee")
+    got = ospo_fast.pool_ndcg_dense(*_cuda(inputs), 1000, "linear", backend="triton", precision="ieee")
     # fp32 sums in another order may swap scores within ~1e-6 of each other
     assert np.mean(np.abs(got.cpu().numpy() - with_core) > 1e-5) < 0.01
-    fast = gpu.pool_ndcg_dense(*_cuda(inputs), 1000, "linear", backend="triton", precision="tf32x3")
+    fast = ospo_fast.pool_ndcg_dense(*_cuda(inputs), 1000, "linear", backend="triton", precision="tf32x3")
     assert np.mean(np.abs(fast.cpu().numpy() - with_core) > 1e-5) < 0.01
 
 
 def test_fused_ndcg_host_corpus_in_pieces_matches_resident(monkeypatch):
     queries, corpus, items, relevance, query_pool = _retrieval(3, 300, 10_000, 32, dyadic=True)
     on_device = _cuda((queries, items, relevance, query_pool))
-    resident = gpu.pool_ndcg_dense(on_device[0], torch.from_numpy(corpus).cuda(), *on_device[1:], 200, "exp",
+    resident = ospo_fast.pool_ndcg_dense(on_device[0], torch.from_numpy(corpus).cuda(), *on_device[1:], 200, "exp",
                                    backend="triton")
-    monkeypatch.setattr(gpu, "free_device_memory", lambda device: 1_600_000)
-    streamed = gpu.pool_ndcg_dense(on_device[0], corpus, *on_device[1:], 200, "exp", backend="triton")
+    monkeypatch.setattr(ndcg_gpu, "free_memory", lambda device: 1_600_000)
+    streamed = ospo_fast.pool_ndcg_dense(on_device[0], corpus, *on_device[1:], 200, "exp", backend="triton")
     torch.testing.assert_close(streamed, resident, rtol=0, atol=0)
 
 
@@ -134,21 +135,23 @@ def _token_batch(seed: int):
     return tokens, n_segments
 
 
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
 @pytest.mark.parametrize("max_length", [512, 20])
-def test_pack_windows_kernel_matches_cpu(max_length):
+def test_pack_windows_kernel_matches_cpu(max_length, backend):
     tokens, n_segments = _token_batch(4)
     offsets, windows = reference.coalition_plan(n_segments, 4, 30, seed=4)
     special = packing.SpecialIds(101, 102, 0)
     want = packing.pack_query_windows(tokens, offsets, windows, special, max_length=max_length, backend="cpu")
     on_device = packing.SegmentTokens(*_cuda((tokens.token_ids, tokens.token_offsets, tokens.segment_offsets)))
     got = packing.pack_query_windows(on_device, torch.from_numpy(offsets).cuda(), torch.from_numpy(windows).cuda(),
-                                     special, max_length=max_length)
+                                     special, max_length=max_length, backend=backend)
     for g, w in zip(got, want):
         assert g.is_cuda and g.dtype == torch.int64
         np.testing.assert_array_equal(g.cpu().numpy(), w)
 
 
-def test_pack_subsets_kernel_matches_cpu():
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_pack_subsets_kernel_matches_cpu(backend):
     tokens, n_segments = _token_batch(5)
     plans = [reference.sample_subset_coalitions(int(n), 12, seed=5, stream=b) for b, n in enumerate(n_segments)]
     width = int(n_segments.max())
@@ -156,6 +159,6 @@ def test_pack_subsets_kernel_matches_cpu():
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in plans])])
     special = packing.SpecialIds(101, 102, 0)
     want = packing.pack_query_subsets(tokens, offsets, masks, special, max_length=24, backend="cpu")
-    got = packing.pack_query_subsets(tokens, offsets, masks, special, max_length=24, backend="cuda")
+    got = packing.pack_query_subsets(tokens, offsets, masks, special, max_length=24, backend=backend)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)

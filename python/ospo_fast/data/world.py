@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from ospo_fast import reference
+from ospo_fast.ops import reference
 from ospo_fast.data import vocabulary as vocab
 
 CATALOG_COLUMNS: tuple[str, ...] = (
@@ -572,13 +572,13 @@ def headroom_report(world: World, encoder: Any = None, n_queries: int = 200, *, 
     - gold: `gold_query`; context: the raw `question` used as the query;
     - imperfect: `imperfect_query`; empty: "" (an empty query scores 0 by the spec).
     Queries come from the test split first, then train. `encoder` follows the
-    `ospo_fast.retrieval.Encoder` protocol; default all-MiniLM-L6-v2.
+    `ospo_fast.reward.retrievers.Encoder` protocol; default all-MiniLM-L6-v2.
     """
     if n_queries < 1:
         raise ValueError(f"n_queries must be >= 1, got {n_queries}")
     if encoder is None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from ospo_fast.retrieval import load_encoder
+        from ospo_fast.reward.retrievers.factory import load_encoder
 
         encoder = load_encoder("minilm")
     rows = (world.test() + world.train())[:n_queries]

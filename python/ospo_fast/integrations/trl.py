@@ -27,13 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ospo_fast.integrations import RedistributionMode, check_prefix_mask, ospo_advantages
-from ospo_fast.train.rollout import finish_rollout
+from ospo_fast.attribution.advantages import step_token_advantages
+from ospo_fast.attribution.completions import decode_completions
+from ospo_fast.integrations import check_prefix_mask
+from ospo_fast.types import RedistributionMode
 
 if TYPE_CHECKING:
-    from ospo_fast.attribution import OwenConfig
-    from ospo_fast.coalitions_eval import CoalitionEvaluator
-    from ospo_fast.reward import RetrievalReward
+    from ospo_fast.attribution.coalition_values import CoalitionEvaluator
+    from ospo_fast.attribution.config import OwenConfig
+    from ospo_fast.reward.retrieval_reward import RetrievalReward
 
 MIN_TRL_VERSION = "0.26"
 REQUIRED_COLUMNS = ("candidate_pool", "pool_relevance")
@@ -144,23 +146,13 @@ def trl_token_advantages(
             f"the training dataset has no column {missing[0]!r}; OSPO scores coalitions on {list(REQUIRED_COLUMNS)}"
         )
     check_prefix_mask(completion_mask.cpu().numpy(), "completion_mask")
-    rollout = finish_rollout(
-        tokenizer, output["prompt_ids"], output["prompt_mask"], completion_ids, completion_mask.bool(), eos_ids
+    mask = completion_mask.bool().cpu().numpy()  # [B, T]
+    texts, token_offsets = decode_completions(tokenizer, completion_ids.cpu().numpy(), mask, eos_ids)
+    result = step_token_advantages(
+        texts, token_offsets, mask, advantages.detach().double().cpu().numpy(), inputs, evaluator, owen_config,
+        seed=seed, mode=mode, alpha=alpha, invert_negative=invert_negative, out_device=advantages.device,
     )
-    token_adv = ospo_advantages(
-        rollout.texts,
-        rollout.token_offsets,
-        completion_mask.bool().cpu().numpy(),
-        advantages.detach().float().cpu().numpy(),
-        inputs,
-        evaluator,
-        owen_config,
-        mode,
-        seed=seed,
-        alpha=alpha,
-        invert_negative=invert_negative,
-    )  # [B, T] float64
-    return torch.as_tensor(token_adv, dtype=torch.float32, device=advantages.device)
+    return result.token_advantages  # [B, T] float32
 
 
 def require_trl() -> Any:
@@ -186,9 +178,10 @@ def require_trl() -> Any:
 @functools.cache
 def trainer_class() -> type:
     """Build :class:`OSPOGRPOTrainer` on the installed TRL (once)."""
-    from ospo_fast.attribution import OwenConfig
-    from ospo_fast.integrations import check_ospo_setup, step_seed
-    from ospo_fast.train.rollout import eos_token_ids
+    from ospo_fast.attribution.completions import eos_token_ids
+    from ospo_fast.attribution.config import OwenConfig
+    from ospo_fast.attribution.seeds import step_seed
+    from ospo_fast.integrations import check_ospo_setup
 
     trl = require_trl()
 
@@ -242,7 +235,8 @@ def trainer_class() -> type:
                 self.ospo_evaluator,
                 self.ospo_owen_config,
                 self.ospo_mode,
-                seed=step_seed(self.args.seed, self.state.global_step, self.accelerator.process_index),
+                seed=step_seed(self.args.seed, self.state.global_step, self.accelerator.process_index,
+                               self.accelerator.num_processes),
                 alpha=self.ospo_alpha,
                 invert_negative=self.ospo_invert_negative,
             )

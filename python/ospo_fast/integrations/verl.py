@@ -38,19 +38,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ospo_fast.attribution import OwenConfig
-from ospo_fast.integrations import (
-    RedistributionMode,
-    check_ospo_setup,
-    check_prefix_mask,
-    ospo_advantages,
-    step_seed,
-)
-from ospo_fast.train.rollout import finish_rollout
+from ospo_fast.attribution.advantages import step_token_advantages
+from ospo_fast.attribution.completions import decode_completions
+from ospo_fast.attribution.config import OwenConfig
+from ospo_fast.attribution.seeds import step_seed
+from ospo_fast.integrations import check_ospo_setup, check_prefix_mask
+from ospo_fast.types import RedistributionMode
 
 if TYPE_CHECKING:
-    from ospo_fast.coalitions_eval import CoalitionEvaluator
-    from ospo_fast.reward import RetrievalReward
+    from ospo_fast.attribution.coalition_values import CoalitionEvaluator
+    from ospo_fast.reward.retrieval_reward import RetrievalReward
 
 ESTIMATOR_NAME = "ospo"
 SAMPLE_FIELDS = ("candidate_pool", "pool_relevance")
@@ -155,21 +152,11 @@ def compute_ospo_token_advantages(
         )
     scores = token_level_rewards.detach().sum(dim=-1).double().cpu().numpy()  # [B]
     group_adv = uid_group_advantages(scores, index, epsilon=epsilon, norm_by_std=norm_adv_by_std_in_grpo)  # [B]
-    token_adv = ospo_advantages(
-        texts,
-        token_offsets,
-        response_mask.bool().cpu().numpy(),
-        group_adv,
-        samples,
-        evaluator,
-        owen_config,
-        mode,
-        seed=seed,
-        alpha=alpha,
-        invert_negative=invert_negative,
-    )  # [B, T] float64
-    advantages = torch.as_tensor(token_adv, dtype=torch.float32, device=token_level_rewards.device)
-    return advantages, advantages
+    result = step_token_advantages(
+        texts, token_offsets, response_mask.bool().cpu().numpy(), group_adv, samples, evaluator, owen_config,
+        seed=seed, mode=mode, alpha=alpha, invert_negative=invert_negative, out_device=token_level_rewards.device,
+    )
+    return result.token_advantages, result.token_advantages
 
 
 class OSPOAdvantageEstimator:
@@ -238,7 +225,7 @@ class OSPOAdvantageEstimator:
         if config is not None:
             # verl passes the flag to its own GRPO only; other estimators read it from the algorithm config.
             norm_adv_by_std_in_grpo = bool(config.get("norm_adv_by_std_in_grpo", norm_adv_by_std_in_grpo))
-        prompts, responses = batch["prompts"], batch["responses"]
+        responses = batch["responses"]
         shape = responses.shape
         if responses.ndim != 2 or response_mask.shape != shape or token_level_rewards.shape != shape:
             raise ValueError(
@@ -246,13 +233,8 @@ class OSPOAdvantageEstimator:
                 f"{tuple(token_level_rewards.shape)}, {tuple(response_mask.shape)} and {tuple(responses.shape)}"
             )
         check_prefix_mask(response_mask.cpu().numpy(), "response_mask")
-        rollout = finish_rollout(
-            self.tokenizer,
-            prompts,
-            batch["attention_mask"][:, : prompts.shape[1]],
-            responses,
-            response_mask.bool(),
-            self.eos_ids,
+        texts, token_offsets = decode_completions(
+            self.tokenizer, responses.cpu().numpy(), response_mask.bool().cpu().numpy(), self.eos_ids
         )
         samples = [sample_of(info, row=b) for b, info in enumerate(non_tensor_batch["extra_info"])]
         seed = step_seed(self.seed, self.calls)
@@ -261,8 +243,8 @@ class OSPOAdvantageEstimator:
             token_level_rewards,
             response_mask,
             index,
-            texts=rollout.texts,
-            token_offsets=rollout.token_offsets,
+            texts=texts,
+            token_offsets=token_offsets,
             samples=samples,
             evaluator=self.evaluator,
             owen_config=self.owen_config,

@@ -17,19 +17,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from ospo_fast.types import AdvantageScale, JoinMode, RedistributionMode, RewardGain, SegmenterName, choices_of
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-Algorithm = Literal["grpo", "ospo-prop", "ospo-rank", "ospo-hybrid"]
 LossAggregation = Literal["token-mean", "seq-mean"]
 Precision = Literal["auto", "bf16", "fp32"]
-RewardGain = Literal["binary", "graded", "exp"]
-AdvantageScale = Literal["std", "none"]
-Join = Literal["space", "slice"]
-SegmenterName = Literal["phrase", "sentence", "spacy", "word"]
 PromptStyle = Literal["world", "compact"]
+# GRPO, or OSPO with one of the redistribution modes (spec §6.4): "ospo-prop", ...
+ALGORITHMS = ("grpo", *(f"ospo-{mode}" for mode in choices_of(RedistributionMode)))
 
 EMBEDDED_MODEL = "smollm2-135m"
 PACKAGED_CONFIGS = ("default", "qwen2.5-7b-esci")
@@ -45,7 +44,7 @@ class TrainConfig:
     """A whole run: SFT warm start (optional), then GRPO or OSPO with LoRA."""
 
     # ------------------------------------------------------------------ run
-    algorithm: Algorithm = field(
+    algorithm: str = field(
         default="ospo-prop",
         metadata=_help("'grpo' (Â on every token) or OSPO with PROP / RANK / HYBRID redistribution (spec §6.4)"),
     )
@@ -85,7 +84,7 @@ class TrainConfig:
     )
 
     # ------------------------------------------------------------------ reward
-    retriever: str = field(default="minilm", metadata=_help("the training retriever (ospo_fast.retrieval name)"))
+    retriever: str = field(default="minilm", metadata=_help("the training retriever (a name ospo_fast.reward.retrievers.build_retriever knows, or a model path)"))
     eval_retrievers: tuple[str, ...] = field(
         default=("paraphrase-minilm-l3", "bm25"),
         metadata=_help("retrievers the policy never trained on, for the retriever-shift test"),
@@ -113,7 +112,7 @@ class TrainConfig:
     M: int = field(default=96, metadata=_help("M: coalitions scored per response, ∅ and the full set included"))
     contiguous: bool = field(default=True, metadata=_help("contiguous windows; false = random subsets (the ablation)"))
     segmenter: SegmenterName = field(default="phrase", metadata=_help("how answers are cut into players (spec §3)"))
-    join: Join = field(default="space", metadata=_help("partial query: join segments with spaces, or keep the slice"))
+    join: JoinMode = field(default="space", metadata=_help("partial query: join segments with spaces, or keep the slice"))
     cover_all_words: bool = field(default=True, metadata=_help("words outside every phrase become players"))
     alpha: float = field(default=0.7, metadata=_help("α: share of PROP in HYBRID (the rest is uniform)"))
     advantage_clip: float = field(
@@ -175,11 +174,11 @@ class TrainConfig:
         return self.algorithm.startswith("ospo")
 
     @property
-    def redistribution(self) -> Literal["prop", "rank", "hybrid"]:
+    def redistribution(self) -> RedistributionMode:
         """The OSPO mode of :func:`ospo_fast.redistribute_batch`."""
         if not self.is_ospo:
             raise ValueError(f"algorithm {self.algorithm!r} does not redistribute")
-        return typing.cast(Literal["prop", "rank", "hybrid"], self.algorithm.removeprefix("ospo-"))
+        return typing.cast(RedistributionMode, self.algorithm.removeprefix("ospo-"))
 
     @property
     def rollouts_per_step(self) -> int:
@@ -229,6 +228,8 @@ def _at_least(cfg: TrainConfig, name: str, minimum: float, why: str = "") -> Non
 
 def validate(cfg: TrainConfig) -> None:
     """Reject bad values and bad combinations with a message naming the field."""
+    if cfg.algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(repr(a) for a in ALGORITHMS)}; got {cfg.algorithm!r}")
     if cfg.G < 2 and cfg.steps > 0:
         raise ValueError(f"G must be >= 2 for {cfg.algorithm}: group advantages need two samples per prompt, got G={cfg.G}")
     if cfg.w_max < 1:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ospo_fast.reward import extract_answer
+from ospo_fast.reward.answer import extract_answer
 from ospo_fast.train.rollout import Decoding, generate_passes
 
 EVAL_METRICS = ("ndcg@pool", "ndcg@10", "ndcg@100", "recall@10", "recall@100", "mrr@pool", "mrr@100")

@@ -1,9 +1,5 @@
-"""Rollouts: G sampled completions per prompt, with each token's characters in its text.
-
-The char offsets of every completion token are what put the answer's credit on the
-answer's real tokens (spec §10 "misplaced credit"): a ``<think>`` block comes first, so
-the answer's tokens are found by their characters, not by their count.
-"""
+"""Rollouts: G sampled completions per prompt, with each token's characters in its text
+(:func:`ospo_fast.attribution.completions.decode_completions`)."""
 
 from __future__ import annotations
 
@@ -15,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from ospo_fast.attribution.completions import decode_completions, eos_token_ids
 
 
 @dataclass
@@ -38,39 +36,11 @@ class Rollout:
         return len(self.texts)
 
 
-def token_char_offsets(tokenizer: Any, token_ids: Sequence[int], text: str) -> np.ndarray:
-    """Half-open char span of each token in ``text`` (the decode of ``token_ids``); int64 [T, 2].
-
-    Token t ends where the decode of the first t + 1 tokens ends. A token that completes a
-    multi-byte character of a byte-level vocabulary ends with the character.
-    """
-    ids = list(token_ids)
-    if not ids:
-        return np.zeros((0, 2), dtype=np.int64)
-    prefixes = tokenizer.batch_decode([ids[: t + 1] for t in range(len(ids))], skip_special_tokens=False)
-    ends = np.array([len(p) for p in prefixes], dtype=np.int64)  # [T]
-    # A prefix cut inside a character decodes to U+FFFD; monotone and clipped ends absorb it.
-    ends = np.minimum(np.maximum.accumulate(ends), len(text))
-    starts = np.concatenate([[0], ends[:-1]])
-    return np.stack([starts, ends], axis=1)
-
-
 def completion_masks(completion_ids: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
     """[B, T] bool: tokens up to and including the first EOS (all of them when none)."""
     is_eos = torch.isin(completion_ids, torch.tensor(list(eos_ids), device=completion_ids.device))  # [B, T]
     after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first EOS
     return ~after_eos
-
-
-def eos_token_ids(tokenizer: Any, model: nn.Module) -> list[int]:
-    """The ids that end a completion: the tokenizer's EOS and the generation config's."""
-    ids = {int(tokenizer.eos_token_id)}
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif configured is not None:
-        ids.update(int(i) for i in configured)
-    return sorted(ids)
 
 
 def _forward_parameters(model: nn.Module) -> Any:
@@ -230,14 +200,5 @@ def finish_rollout(
     eos_ids: Sequence[int],
 ) -> Rollout:
     """Texts and token char offsets of given completions (also used to build test rollouts)."""
-    ids_cpu = completion_ids.cpu().numpy()
-    mask_cpu = completion_mask.cpu().numpy()
-    texts, offsets = [], np.zeros((*ids_cpu.shape, 2), dtype=np.int64)  # [B, T, 2]
-    for b in range(len(ids_cpu)):
-        real = ids_cpu[b][mask_cpu[b]]
-        body = [int(t) for t in real if int(t) not in eos_ids]  # the EOS adds no text
-        text = tokenizer.decode(body, skip_special_tokens=False)
-        texts.append(text)
-        offsets[b, : len(body)] = token_char_offsets(tokenizer, body, text)
-        offsets[b, len(body) : len(real)] = len(text)  # the EOS: an empty span at the end
+    texts, offsets = decode_completions(tokenizer, completion_ids.cpu().numpy(), completion_mask.cpu().numpy(), eos_ids)
     return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask.to(completion_ids.device), texts, offsets)

@@ -30,11 +30,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import ospo_fast as ops
-from ospo_fast.attribution import OwenConfig
-from ospo_fast.coalitions_eval import CoalitionEvaluator
+from ospo_fast.attribution.advantages import StepAdvantages, broadcast_advantages, step_token_advantages
+from ospo_fast.attribution.coalition_values import CoalitionEvaluator
+from ospo_fast.attribution.config import OwenConfig
+from ospo_fast.attribution.seeds import step_seed
 from ospo_fast.data import WorldConfig
-from ospo_fast.reward import RetrievalReward
+from ospo_fast.ops.grpo import group_advantages
+from ospo_fast.reward.retrieval_reward import RetrievalReward
 from ospo_fast.train import checkpoint as ckpt
 from ospo_fast.train.config import TrainConfig, config_to_toml
 from ospo_fast.train.credit_view import CreditSample, split_tokens, write_credit_view
@@ -56,19 +58,12 @@ from ospo_fast.train.policy import (
 from ospo_fast.train.records import METRICS_FILE, MetricsLog, read_records, records_of, truncate_after
 from ospo_fast.train.rollout import Rollout, generate
 from ospo_fast.train.sft import sft_loss, sft_target
-from ospo_fast.train.token_advantages import (
-    answer_token_masks,
-    attribute_nonzero,
-    clip_to_batch_spread,
-    grpo_token_advantages,
-    ospo_token_advantages,
-)
 
 SFT_ADAPTER_DIR = "sft_adapter"
 SUMMARY_FILE = "summary.json"
 SFT_TARGET_TOKENS = 64
 SUMMARY_METRIC = "ndcg@pool"
-ATTRIBUTION_TIMINGS = ("segment", "plan", "evaluate", "owen")
+ATTRIBUTION_TIMINGS = ("segment", "plan", "evaluate", "advantages")
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -99,9 +94,12 @@ def generated_world_config(cfg: TrainConfig) -> WorldConfig:
     )
 
 
-def attribution_seed(seed: int, step: int, rank: int, world_size: int) -> int:
-    """A distinct coalition-sampling seed for each step and rank."""
-    return (seed * 1_000_003 + step * world_size + rank) % (1 << 63)
+def owen_config_of(cfg: TrainConfig) -> OwenConfig:
+    """The coalitions a run scores (spec §3-4)."""
+    return OwenConfig(
+        w_max=cfg.w_max, max_coalitions=cfg.M, contiguous=cfg.contiguous, join=cfg.join,
+        segmenter=cfg.segmenter, cover_all_words=cfg.cover_all_words,
+    )
 
 
 def rollout_token_advantages(
@@ -114,33 +112,17 @@ def rollout_token_advantages(
     evaluator: CoalitionEvaluator,
     *,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """The ``A[b, t]`` the loss receives: ``(A [B, T] float64, answer_mask [B, T] bool, stats)``.
-
-    GRPO broadcasts Â. OSPO attributes only the responses with Â ≠ 0 (the others get
-    A_t = Â = 0 whatever their credit), then :func:`ospo_token_advantages`.
-    Optional clipping to ±c·std(Â) comes last.
-    """
-    stats: dict[str, float] = {}
+    out_device: Any = None,
+) -> StepAdvantages:
+    """The ``A[b, t]`` the loss receives: Â broadcast for GRPO, else the library's
+    :func:`~ospo_fast.attribution.advantages.step_token_advantages`."""
     if not cfg.is_ospo:
-        token_adv = grpo_token_advantages(advantages, token_mask)
-        answer_mask = answer_token_masks(texts, token_offsets, token_mask)
-    else:
-        owen = OwenConfig(
-            w_max=cfg.w_max, max_coalitions=cfg.M, contiguous=cfg.contiguous, join=cfg.join,
-            segmenter=cfg.segmenter, cover_all_words=cfg.cover_all_words,
-        )
-        # Fixed keys, so every rank reports the same metrics even when it attributes nothing.
-        stats = {"n_coalitions": 0.0} | {f"time/attr_{k}": 0.0 for k in ATTRIBUTION_TIMINGS}
-        credit = attribute_nonzero(texts, advantages, samples, evaluator, owen, seed=seed)
-        if credit.attribution is not None:
-            stats["n_coalitions"] = float(credit.attribution.n_coalitions)
-            stats |= {f"time/attr_{k}": credit.attribution.timings.get(k, 0.0) for k in ATTRIBUTION_TIMINGS}
-        token_adv, answer_mask = ospo_token_advantages(
-            texts, token_offsets, token_mask, advantages, credit.spans, credit.phi, cfg.redistribution,
-            alpha=cfg.alpha, invert_negative=cfg.invert_negative,
-        )
-    return clip_to_batch_spread(token_adv, advantages, cfg.advantage_clip), answer_mask, stats
+        return broadcast_advantages(texts, token_offsets, token_mask, advantages, out_device=out_device)
+    return step_token_advantages(
+        texts, token_offsets, token_mask, advantages, samples, evaluator, owen_config_of(cfg), seed=seed,
+        mode=cfg.redistribution, alpha=cfg.alpha, invert_negative=cfg.invert_negative, clip=cfg.advantage_clip,
+        out_device=out_device,
+    )
 
 
 def micro_batches(n_groups: int, group_size: int, n_chunks: int) -> list[slice]:
@@ -188,7 +170,7 @@ class Trainer:
         self.is_main = self.accelerator.is_main_process
         self.output_dir = Path(cfg.output_dir)
         self.checkpoint_root = self.output_dir / "checkpoints"
-        from ospo_fast.retrieval import default_cache_dir
+        from ospo_fast.reward.retrievers.cache import default_cache_dir
 
         self.cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
         self.dtype = policy_dtype(cfg.precision, self.accelerator.device)
@@ -269,15 +251,21 @@ class Trainer:
         return rows[self.rank :: self.world_size]
 
     def _build_rewards(self) -> dict[str, RetrievalReward]:
-        from ospo_fast.retrieval import build_retriever
+        """The training reward on the training device (a GPU keeps its corpus and v(S) there);
+        the shift-test retrievers only evaluate, on the host."""
+        from ospo_fast.reward.retrievers.factory import build_retriever
 
         catalog = self.world.catalog
         texts, ids = catalog["text"].tolist(), catalog["product_id"].tolist()
-        device = str(self.accelerator.device)
+        device = self.accelerator.device
+        on_gpu = device.type == "cuda"
         rewards = {}
         for name in dict.fromkeys([self.cfg.retriever, *self.cfg.eval_retrievers]):
-            retriever = build_retriever(name, texts, cache_dir=self.cache_dir, device=None if name == "bm25" else device)
-            rewards[name] = RetrievalReward(retriever, ids, k=self.cfg.k, gain=self.cfg.reward_gain)
+            trains = name == self.cfg.retriever and name != "bm25"
+            retriever = build_retriever(name, texts, cache_dir=self.cache_dir, device=str(device) if trains else None)
+            rewards[name] = RetrievalReward(
+                retriever, ids, k=self.cfg.k, gain=self.cfg.reward_gain, device=device if trains and on_gpu else None
+            )
         return rewards
 
     @property
@@ -538,35 +526,38 @@ class Trainer:
 
         tick = time.perf_counter()
         rewards = self.reward(rollout.texts, samples)  # [B]
-        advantages = ops.group_advantages(rewards, cfg.G, cfg.advantage_eps, cfg.advantage_scale)  # [B]
+        advantages = group_advantages(rewards, cfg.G, cfg.advantage_eps, cfg.advantage_scale)  # [B]
         timings["time/reward"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
         token_mask = rollout.completion_mask.cpu().numpy()
-        token_adv, answer_mask, attr_stats = rollout_token_advantages(
+        step = rollout_token_advantages(
             cfg, rollout.texts, rollout.token_offsets, token_mask, advantages, samples, self.evaluator,
-            seed=attribution_seed(cfg.seed, self.state.step, self.rank, self.world_size),
-        )  # [B, T]
+            seed=step_seed(cfg.seed, self.state.step, self.rank, self.world_size), out_device=self.accelerator.device,
+        )
         timings["time/advantages"] = time.perf_counter() - tick
-        self._keep_credit_samples(rollout, questions, token_adv, answer_mask, rewards, advantages)
+        token_adv = step.token_advantages  # [B, T] float32 on the loss's device
+        self._keep_credit_samples(rollout, questions, step, rewards)
 
         tick = time.perf_counter()
-        update = self.policy_update(rollout, torch.as_tensor(token_adv, dtype=torch.float32))
+        update = self.policy_update(rollout, token_adv)
         timings["time/update"] = time.perf_counter() - tick
         timings["time/step"] = time.perf_counter() - started
 
         text_stats = {k: float(v.mean()) for k, v in text_statistics(rollout.texts).items()}
-        answer_adv = token_adv[answer_mask]
+        # Fixed keys, so every rank reports the same metrics even when it attributes nothing.
+        attribution = {"n_coalitions": float(step.n_coalitions)} | {
+            f"time/attr_{k}": step.timings.get(k, 0.0) for k in ATTRIBUTION_TIMINGS
+        } if cfg.is_ospo else {}
         local = {
             "reward_mean": float(rewards.mean()),
             "reward_std": float(rewards.std()),
             "reward_max": float(rewards.max()),
             "zero_reward_rate": float(np.mean(rewards == 0)),
             "advantage_abs_mean": float(np.abs(advantages).mean()),
-            "answer_token_adv_std": float(answer_adv.std()) if answer_adv.size else 0.0,
             "completion_tokens": float(token_mask.sum(axis=1).mean()),
             "lr": self.scheduler.get_last_lr()[0],
-        } | text_stats | update | attr_stats | timings
+        } | step.statistics(token_mask) | text_stats | update | attribution | timings
         return self._reduce_mean(local)
 
     def _logprobs(self, model: torch.nn.Module, rollout: Rollout, rows: slice) -> tuple[torch.Tensor, slice]:
@@ -636,17 +627,19 @@ class Trainer:
     # ---------------------------------------------------------------- evaluation and views
 
     def _keep_credit_samples(
-        self, rollout: Rollout, questions: list[str], token_adv: np.ndarray, answer_mask: np.ndarray,
-        rewards: np.ndarray, advantages: np.ndarray,
+        self, rollout: Rollout, questions: list[str], step: StepAdvantages, rewards: np.ndarray
     ) -> None:
         """The first completions of the step whose Â ≠ 0 (else the first ones), for the credit view."""
+        advantages = step.advantages
         order = [b for b in range(len(rollout)) if advantages[b] != 0] or list(range(len(rollout)))
+        rows = order[: self.cfg.credit_view_samples]
+        token_adv = step.token_advantages[rows].detach().double().cpu().numpy()  # [rows, T]
         kept = []
-        for b in order[: self.cfg.credit_view_samples]:
+        for i, b in enumerate(rows):
             n = int(rollout.completion_mask[b].sum())
             kept.append(CreditSample(
                 prompt=questions[b], tokens=split_tokens(rollout.texts[b], rollout.token_offsets[b, :n]),
-                advantages=token_adv[b, :n], answer_mask=answer_mask[b, :n],
+                advantages=token_adv[i, :n], answer_mask=step.answer_mask[b, :n],
                 reward=float(rewards[b]), group_advantage=float(advantages[b]),
             ))
         self.credit_samples = kept

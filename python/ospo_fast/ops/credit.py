@@ -1,0 +1,167 @@
+"""From segment credit to per-token advantages (spec §6).
+
+Native twin: ``csrc/ospo/credit.cpp``; plain twin: :mod:`ospo_fast.ops.reference`;
+GPU twins of the fused step: :mod:`ospo_fast.ops.owen_gpu`.
+Every redistribution keeps the sequence mean: ``mean(A) == Â`` in every mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ospo_fast.ops import owen_gpu, reference
+from ospo_fast.ops.arrays import as_bool, as_float, as_int
+from ospo_fast.ops.device import like_inputs, tensor_device, to_numpy
+from ospo_fast.ops.dispatch import resolve_backend, work_device
+from ospo_fast.ops.native import core
+from ospo_fast.types import Backend, RedistributionMode, check_choice
+
+
+def token_credit(segment_spans: Any, token_offsets: Any, phi: Any) -> np.ndarray:
+    """Character-overlap projection ``Wᵀφ`` of spec §6.1; float64 ``[T]``.
+
+    ``segment_spans [n, 2]`` and ``token_offsets [T, 2]`` are half-open char spans in
+    the same text; each token's credit is the overlap-weighted mean of the ``phi [n]``
+    of the segments it touches, 0 when it touches none.
+    """
+    spans = as_int("segment_spans", segment_spans).reshape(-1, 2)
+    offsets = as_int("token_offsets", token_offsets).reshape(-1, 2)
+    values = as_float("phi", phi).reshape(-1)
+    if core is None:
+        return reference.token_credit(spans, offsets, values)
+    return core.token_credit(spans, offsets, values)
+
+
+def redistribute(
+    credit: Any,
+    advantage: float,
+    mode: RedistributionMode = "prop",
+    *,
+    answer_mask: Any | None = None,
+    alpha: float = 0.7,
+) -> np.ndarray:
+    """Token advantages of one response (spec §6.2–6.4); float64 ``[T]``.
+
+    Min-max the answer tokens' credit, weight them by prop / rank / hybrid and give
+    them ``T_ans · p_t · Â``; tokens outside ``answer_mask`` get ``Â``. RANK gives the
+    highest credit the highest weight, ties sharing the average rank.
+    """
+    c = as_float("credit", credit).reshape(-1)
+    mask = None if answer_mask is None else as_bool("answer_mask", answer_mask)
+    if core is None:
+        return reference.redistribute(c, float(advantage), mode, answer_mask=mask, alpha=alpha)
+    return core.redistribute(c, float(advantage), mode, mask, float(alpha))
+
+
+def redistribute_batch(
+    credit: Any,
+    advantages: Any,
+    mode: RedistributionMode = "prop",
+    *,
+    token_mask: Any,
+    answer_mask: Any | None = None,
+    alpha: float = 0.7,
+) -> np.ndarray:
+    """:func:`redistribute` for every row of ``credit [B, T]``; padding gets 0.
+
+    Row b runs over its positions with ``token_mask`` set, with ``advantages[b]``;
+    ``answer_mask`` defaults to ``token_mask``.
+    """
+    c = as_float("credit", credit)
+    adv = as_float("advantages", advantages)
+    tokens = as_bool("token_mask", token_mask)
+    answers = tokens if answer_mask is None else as_bool("answer_mask", answer_mask)
+    if core is None:
+        return reference.redistribute_batch(c, adv, mode, token_mask=tokens, answer_mask=answers, alpha=alpha)
+    return core.redistribute_batch(c, adv, mode, tokens, answers, float(alpha))
+
+
+def token_credit_batch(
+    segment_spans: Any, phi_offsets: Any, phi: Any, token_offsets: Any, token_mask: Any
+) -> np.ndarray:
+    """:func:`token_credit` per row; spans and ``phi`` are CSR by ``phi_offsets [B+1]``.
+
+    ``token_offsets [B, T, 2]``; padding (``token_mask [B, T]`` false) gets 0.
+    """
+    spans = as_int("segment_spans", segment_spans).reshape(-1, 2)
+    offsets = as_int("phi_offsets", phi_offsets)
+    values = as_float("phi", phi)
+    tokens = as_int("token_offsets", token_offsets)
+    mask = as_bool("token_mask", token_mask)
+    if core is None:
+        return reference.token_credit_batch(spans, offsets, values, tokens, mask)
+    return core.token_credit_batch(spans, offsets, values, tokens, mask)
+
+
+def token_advantages_batch(
+    n_segments: Any,
+    coalition_offsets: Any,
+    coalitions: Any,
+    values: Any,
+    segment_spans: Any,
+    token_offsets: Any,
+    token_mask: Any,
+    answer_mask: Any,
+    advantages: Any,
+    mode: RedistributionMode = "prop",
+    *,
+    alpha: float = 0.7,
+    invert_negative: bool = False,
+    backend: Backend = "auto",
+    return_phi: bool = False,
+) -> Any:
+    """One RL step's OSPO advantages from coalition values, in one call; ``[B, T]``.
+
+    Owen values (:func:`ospo_fast.owen_values_batch`) → token credit
+    (:func:`token_credit_batch`) → :func:`redistribute_batch`. A response with at
+    most one segment gets uniform weights. ``invert_negative`` negates the credit of
+    rows with ``Â < 0`` (the open question of spec §10).
+
+    CUDA tensors run the fused GPU kernel (one launch per pass, float32 result on the
+    device); numpy or CPU tensors run the C++ core (float64). ``backend`` forces
+    "cpu", "cuda" or "triton" (see :mod:`ospo_fast.ops.dispatch`). ``return_phi``
+    also returns the Owen values the pass computed: ``(A [B, T], phi [sum n] float64)``.
+    """
+    inputs = (n_segments, coalition_offsets, coalitions, values, segment_spans, token_offsets, token_mask,
+              answer_mask, advantages)
+    check_choice("mode", mode, RedistributionMode)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    kernel = resolve_backend("owen", backend, *inputs)
+    if kernel != "cpu":
+        batch = owen_gpu.checked_batch(work_device(kernel, *inputs), *inputs)
+        result, phi = owen_gpu.token_advantages(kernel, batch, mode, float(alpha), bool(invert_negative))
+        out = like_inputs(result, *inputs)
+        return (out, phi_like_inputs(phi, *inputs)) if return_phi else out
+    host = [to_numpy(value) for value in inputs]
+    args = (
+        as_int("n_segments", host[0]),
+        as_int("coalition_offsets", host[1]),
+        as_int("coalitions", host[2], np.int32),
+        as_float("values", host[3]),
+        as_int("segment_spans", host[4]).reshape(-1, 2),
+        as_int("token_offsets", host[5]),
+        as_bool("token_mask", host[6]),
+        as_bool("answer_mask", host[7]),
+        as_float("advantages", host[8]),
+    )
+    if core is None:
+        result, phi = reference.token_advantages_batch(
+            *args, mode, alpha=alpha, invert_negative=invert_negative, return_phi=True
+        )
+    else:
+        result, phi = core.token_advantages_batch(*args, mode, float(alpha), bool(invert_negative))
+    out = like_inputs(result, *inputs)
+    return (out, phi_like_inputs(phi, *inputs)) if return_phi else out
+
+
+def phi_like_inputs(phi: Any, *inputs: Any) -> Any:
+    """Owen values in the inputs' form, float64 wherever they are (a tensor on the inputs' device)."""
+    device = tensor_device(*inputs)
+    if device is None:
+        return np.asarray(to_numpy(phi), dtype=np.float64)
+    import torch
+
+    return torch.as_tensor(phi).to(device=device, dtype=torch.float64)

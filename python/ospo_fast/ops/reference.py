@@ -1,0 +1,481 @@
+"""Plain numpy twins of every native op.
+
+Each function here is written for clarity, not speed. It is three things at once:
+the oracle the native core is tested against, the fallback when ``ospo_fast._core``
+is not built, and the baseline the benchmarks divide by. Each docstring names its
+C++ twin in ``csrc/``.
+
+Conventions shared with the core (see ``docs/interfaces.md``):
+
+* Coalitions are half-open segment windows ``(start, end)``; ∅ is ``(0, 0)``.
+* Ranking is by score descending; equal scores go to the lower item index first.
+* Random sampling uses splitmix64 with the bounded draw ``(x * range) >> 64``, so the
+  native core and this file draw the same coalitions for the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ospo_fast.types import AdvantageScale, GainMode, RedistributionMode, check_choice
+
+_MASK64 = (1 << 64) - 1
+
+
+# ----------------------------------------------------------------------------- RNG
+
+def _mix64(z: int) -> int:
+    """splitmix64 finaliser (``ospo::mix64`` in csrc/ospo/math.h)."""
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _MASK64
+    return z ^ (z >> 31)
+
+
+class SplitMix64:
+    """The stream ``ospo::SplitMix64`` of csrc/ospo/math.h, bit for bit."""
+
+    def __init__(self, seed: int, stream: int) -> None:
+        self.state = _mix64((seed & _MASK64) ^ _mix64((stream + 1) & _MASK64))
+
+    def next(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK64
+        return _mix64(self.state)
+
+    def below(self, bound: int) -> int:
+        """A draw in ``[0, bound)`` (Lemire's multiply-shift, no rejection)."""
+        return (self.next() * bound) >> 64
+
+
+# ----------------------------------------------------------------------- coalitions
+
+def contiguous_coalitions(
+    n_segments: int, w_max: int, *, include_empty: bool = True, include_full: bool = True
+) -> np.ndarray:
+    """Every contiguous window of at most ``w_max`` segments (``ospo::contiguous_coalitions``).
+
+    Order as in spec §4: ∅, then widths ascending and left to right, then the full set
+    if it is not already a window. With no segments the only coalition is ∅.
+    Returns int32 ``[K, 2]``.
+    """
+    rows: list[tuple[int, int]] = []
+    if include_empty or (include_full and n_segments == 0):
+        rows.append((0, 0))
+    for width in range(1, min(w_max, n_segments) + 1):
+        rows.extend((start, start + width) for start in range(n_segments - width + 1))
+    if include_full and n_segments > 0 and w_max < n_segments:
+        rows.append((0, n_segments))
+    return np.array(rows, dtype=np.int32).reshape(-1, 2)
+
+
+def sample_coalitions(
+    n_segments: int, w_max: int, max_coalitions: int, *, seed: int, stream: int = 0
+) -> np.ndarray:
+    """At most ``max_coalitions`` windows (``ospo::sample_coalitions``).
+
+    When the candidates of :func:`contiguous_coalitions` exceed the budget, ∅ and the
+    full set are kept and ``max_coalitions - 2`` others are drawn uniformly without
+    replacement (a partial Fisher-Yates shuffle); the kept rows stay in candidate order.
+    ``stream`` selects an independent draw for the same seed (one per response).
+    """
+    candidates = contiguous_coalitions(n_segments, w_max)
+    if len(candidates) <= max_coalitions:
+        return candidates
+    middle = list(range(1, len(candidates) - 1))
+    rng = SplitMix64(seed, stream)
+    n_draw = max_coalitions - 2
+    for i in range(n_draw):
+        j = i + rng.below(len(middle) - i)
+        middle[i], middle[j] = middle[j], middle[i]
+    keep = [0, *sorted(middle[:n_draw]), len(candidates) - 1]
+    return candidates[keep]
+
+
+def sample_subset_coalitions(
+    n_segments: int, max_coalitions: int, *, seed: int, stream: int = 0
+) -> np.ndarray:
+    """Random non-contiguous coalitions for the ablation (``ospo::sample_subset_coalitions``).
+
+    Row 0 is ∅ and the last row the full set. When every subset fits in the budget all
+    ``2**n`` subsets are returned in bitmask order; otherwise ``max_coalitions - 2``
+    distinct proper non-empty subsets are drawn, each segment in with probability 1/2,
+    rejecting repeats. Returns bool ``[K, n]``.
+    """
+    n = n_segments
+    if n == 0:
+        return np.zeros((1, 0), dtype=bool)
+    if n < 62 and (1 << n) <= max_coalitions:
+        masks = np.arange(1 << n, dtype=np.int64)
+        return ((masks[:, None] >> np.arange(n)) & 1).astype(bool)
+    rng = SplitMix64(seed, stream)
+    seen: set[bytes] = set()
+    drawn: list[np.ndarray] = []
+    while len(drawn) < max_coalitions - 2:
+        bits = np.zeros(n, dtype=bool)
+        for word_start in range(0, n, 64):
+            word = rng.next()
+            for bit in range(min(64, n - word_start)):
+                bits[word_start + bit] = bool((word >> bit) & 1)
+        if not bits.any() or bits.all() or bits.tobytes() in seen:
+            continue
+        seen.add(bits.tobytes())
+        drawn.append(bits)
+    rows = [np.zeros(n, dtype=bool), *drawn, np.ones(n, dtype=bool)]
+    return np.stack(rows)
+
+
+def coalition_plan(
+    n_segments: np.ndarray, w_max: int, max_coalitions: int, *, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of a whole step in CSR form (``ospo::coalition_plan``).
+
+    Response ``b`` uses ``sample_coalitions(n_segments[b], ..., stream=b)``.
+    Returns ``(coalition_offsets [B+1] int64, coalitions [K, 2] int32)``.
+    """
+    plans = [
+        sample_coalitions(int(n), w_max, max_coalitions, seed=seed, stream=b)
+        for b, n in enumerate(n_segments)
+    ]
+    offsets = np.zeros(len(plans) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(p) for p in plans])
+    coalitions = np.concatenate(plans) if plans else np.zeros((0, 2), dtype=np.int32)
+    return offsets, coalitions.astype(np.int32)
+
+
+# ------------------------------------------------------------------ Owen / Shapley
+
+def shapley_weight(n_players: int, coalition_size: int) -> float:
+    """``1 / (n · C(n-1, s))`` (``ospo::shapley_weight``)."""
+    return 1.0 / (n_players * math.comb(n_players - 1, coalition_size))
+
+
+def _window_masks(n_segments: int, coalitions: np.ndarray) -> np.ndarray:
+    """bool ``[K, n]`` members of each window."""
+    idx = np.arange(n_segments)
+    return (idx >= coalitions[:, :1]) & (idx < coalitions[:, 1:2])
+
+
+def owen_values(n_segments: int, coalitions: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The estimator of spec §5 (``ospo::owen_values``).
+
+    ``φ_i = Σ (v(S ∪ {i}) − v(S)) / (n · C(n − 1, |S|))`` over the rows ``S`` with
+    ``i ∉ S`` whose union with ``i`` is also a row. ``coalitions`` is ``[K, 2]`` windows
+    or a bool mask ``[K, n]``; ``values`` is ``[K]``. Returns float64 ``[n]``.
+    """
+    coalitions = np.asarray(coalitions)
+    masks = coalitions.astype(bool) if coalitions.dtype == bool else _window_masks(n_segments, coalitions)
+    value_of = {m.tobytes(): float(v) for m, v in zip(masks, np.asarray(values, dtype=np.float64))}
+    phi = np.zeros(n_segments, dtype=np.float64)
+    for mask in masks:
+        size = int(mask.sum())
+        base = value_of[mask.tobytes()]
+        for i in np.flatnonzero(~mask):
+            grown = mask.copy()
+            grown[i] = True
+            grown_value = value_of.get(grown.tobytes())
+            if grown_value is not None:
+                phi[i] += (grown_value - base) * shapley_weight(n_segments, size)
+    return phi
+
+
+def owen_values_batch(
+    n_segments: np.ndarray,
+    coalition_offsets: np.ndarray,
+    coalitions: np.ndarray,
+    values: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`owen_values` for every response of a CSR batch (``ospo::owen_values_batch``).
+
+    Returns ``(phi [sum n] float64, phi_offsets [B+1] int64)``.
+    """
+    phi_offsets = np.zeros(len(n_segments) + 1, dtype=np.int64)
+    phi_offsets[1:] = np.cumsum(n_segments)
+    parts = [
+        owen_values(int(n), coalitions[lo:hi], values[lo:hi])
+        for n, lo, hi in zip(n_segments, coalition_offsets[:-1], coalition_offsets[1:])
+    ]
+    phi = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+    return phi, phi_offsets
+
+
+def exact_shapley(values: np.ndarray) -> np.ndarray:
+    """Exact Shapley values from all ``2**n`` coalition values (``ospo::exact_shapley``).
+
+    ``values[m]`` is v(S) for the bitmask ``m`` (bit i = player i). Returns ``[n]``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = int(round(math.log2(len(values))))
+    masks = np.arange(len(values))
+    sizes = np.array([bin(m).count("1") for m in masks])
+    phi = np.zeros(n, dtype=np.float64)
+    for i in range(n):
+        without_i = masks[(masks >> i) & 1 == 0]
+        weights = np.array([shapley_weight(n, s) for s in sizes[without_i]])
+        phi[i] = np.sum(weights * (values[without_i | (1 << i)] - values[without_i]))
+    return phi
+
+
+# ------------------------------------------------------------------ token credit
+
+def token_credit(segment_spans: np.ndarray, token_offsets: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Spec §6.1 character-overlap projection ``Wᵀφ`` (``ospo::token_credit``).
+
+    ``W[p, t]`` is the characters token t shares with segment p over the token's
+    length, each token's column normalised to sum 1. Tokens that overlap no segment
+    get 0. ``segment_spans [n, 2]`` and ``token_offsets [T, 2]`` are half-open char
+    spans. Returns float64 ``[T]``.
+    """
+    spans = np.asarray(segment_spans, dtype=np.int64).reshape(-1, 2)
+    tokens = np.asarray(token_offsets, dtype=np.int64).reshape(-1, 2)
+    overlap = np.clip(
+        np.minimum(spans[:, None, 1], tokens[None, :, 1]) - np.maximum(spans[:, None, 0], tokens[None, :, 0]),
+        0,
+        None,
+    ).astype(np.float64)  # [n, T]
+    token_length = np.maximum(tokens[:, 1] - tokens[:, 0], 0).astype(np.float64)  # [T]
+    weights = np.divide(overlap, token_length, out=np.zeros_like(overlap), where=token_length > 0)
+    column_sum = weights.sum(axis=0)  # [T]
+    weights = np.divide(weights, column_sum, out=np.zeros_like(weights), where=column_sum > 0)
+    # Summed segment by segment (not a BLAS matvec) so the core can match it bit for
+    # bit: RANK mode is sensitive to ties in the credit.
+    credit = (weights * np.asarray(phi, dtype=np.float64).reshape(-1, 1)).sum(axis=0)
+    return credit if len(spans) else np.zeros(len(tokens), dtype=np.float64)
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks ascending; ties share the average of their ranks."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    sorted_x = x[order]
+    start = 0
+    while start < len(x):
+        end = start
+        while end + 1 < len(x) and sorted_x[end + 1] == sorted_x[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
+        start = end + 1
+    return ranks
+
+
+def redistribute(
+    credit: np.ndarray,
+    advantage: float,
+    mode: RedistributionMode = "prop",
+    *,
+    answer_mask: np.ndarray | None = None,
+    alpha: float = 0.7,
+) -> np.ndarray:
+    """Spec §6.2–6.4: token advantages from token credit (``ospo::redistribute``).
+
+    Over the answer tokens: min-max to [0, 1] (a constant becomes 0.5), then
+    ``p`` from prop (``o / Σo``), rank (average ranks, the highest credit ranked
+    highest) or hybrid (``α·prop + (1 − α)/T_ans``), and ``A_t = T_ans · p_t · Â``.
+    Tokens outside ``answer_mask`` get ``Â``, so the mean is always ``Â``. PROP does not
+    pass through the reward, so a zero reward keeps its gradient (spec §10).
+    """
+    check_choice("mode", mode, RedistributionMode)
+    credit = np.asarray(credit, dtype=np.float64)
+    answer = np.ones(len(credit), dtype=bool) if answer_mask is None else np.asarray(answer_mask, dtype=bool)
+    result = np.full(len(credit), float(advantage), dtype=np.float64)
+    n_answer = int(answer.sum())
+    if n_answer == 0:
+        return result
+    c = credit[answer]
+    spread = c.max() - c.min()
+    scaled = np.full(n_answer, 0.5) if spread == 0 else (c - c.min()) / spread
+    prop = scaled / scaled.sum()
+    if mode == "prop":
+        weights = prop
+    elif mode == "rank":
+        ranks = _average_ranks(scaled)
+        weights = ranks / ranks.sum()
+    else:
+        weights = alpha * prop + (1.0 - alpha) / n_answer
+    result[answer] = n_answer * weights * advantage
+    return result
+
+
+def redistribute_batch(
+    credit: np.ndarray,
+    advantages: np.ndarray,
+    mode: RedistributionMode = "prop",
+    *,
+    token_mask: np.ndarray,
+    answer_mask: np.ndarray | None = None,
+    alpha: float = 0.7,
+) -> np.ndarray:
+    """:func:`redistribute` for each row of ``[B, T]`` (``ospo::redistribute_batch``).
+
+    Row b uses the positions where ``token_mask`` is true; padding gets 0.
+    ``answer_mask`` defaults to ``token_mask``.
+    """
+    credit = np.asarray(credit, dtype=np.float64)
+    token_mask = np.asarray(token_mask, dtype=bool)
+    answer_mask = token_mask if answer_mask is None else np.asarray(answer_mask, dtype=bool)
+    out = np.zeros_like(credit)
+    for b in range(credit.shape[0]):
+        real = token_mask[b]
+        out[b, real] = redistribute(
+            credit[b, real], float(advantages[b]), mode, answer_mask=answer_mask[b, real], alpha=alpha
+        )
+    return out
+
+
+# ------------------------------------------------------------------ GRPO
+
+def group_advantages(
+    rewards: np.ndarray, group_size: int, eps: float = 1e-4, scale: AdvantageScale = "std"
+) -> np.ndarray:
+    """GRPO ``Â = (r − mean_group) / (std_group + eps)`` (``ospo::group_advantages``).
+
+    The std is unbiased, as ``torch.std``. ``scale="none"`` leaves out the division
+    (Dr. GRPO). ``rewards`` is ``[B]`` with consecutive groups of ``group_size``.
+    """
+    grouped = np.asarray(rewards, dtype=np.float64).reshape(-1, group_size)
+    centred = grouped - grouped.mean(axis=1, keepdims=True)
+    if scale == "none":
+        return centred.reshape(-1)
+    return (centred / (grouped.std(axis=1, ddof=1, keepdims=True) + eps)).reshape(-1)
+
+
+# ------------------------------------------------------------------ NDCG
+
+def gain_of(relevance: np.ndarray, gain: GainMode) -> np.ndarray:
+    """``linear``: rel; ``exp``: 2^rel − 1 (``ospo::gain``)."""
+    relevance = np.asarray(relevance, dtype=np.float64)
+    return np.exp2(relevance) - 1.0 if gain == "exp" else relevance
+
+
+def _discounts(n: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(n, dtype=np.float64) + 2.0)
+
+
+def _ideal_dcg(gains: np.ndarray, k: int) -> float:
+    ideal = np.sort(gains)[::-1][:k]
+    return float(np.sum(ideal * _discounts(len(ideal))))
+
+
+def ndcg_at_k(scores: np.ndarray, relevance: np.ndarray, k: int, gain: GainMode = "linear") -> np.ndarray:
+    """NDCG@k of each row of ``scores [Q, N]`` against ``relevance [Q, N]`` (``ospo::ndcg_at_k``).
+
+    Ranked by score descending, ties to the lower item index; IDCG from the relevance
+    sorted descending and cut at k; IDCG 0 gives 0.
+    """
+    scores = np.asarray(scores)
+    out = np.zeros(scores.shape[0], dtype=np.float64)
+    for q in range(scores.shape[0]):
+        gains = gain_of(relevance[q], gain)
+        order = np.lexsort((np.arange(scores.shape[1]), -scores[q].astype(np.float64)))[:k]
+        ideal = _ideal_dcg(gains, k)
+        if ideal > 0:
+            out[q] = float(np.sum(gains[order] * _discounts(len(order)))) / ideal
+    return out
+
+
+def global_ranks(score_row: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Rank of each item in the whole row: ``#{i: s_i > s_j} + #{i < j: s_i == s_j}``."""
+    s = score_row[items]
+    above = (score_row[None, :] > s[:, None]).sum(axis=1)
+    tied_before = ((score_row[None, :] == s[:, None]) & (np.arange(len(score_row))[None, :] < items[:, None])).sum(axis=1)
+    return above + tied_before
+
+
+def pool_ndcg(
+    scores: np.ndarray, pool_items: np.ndarray, pool_relevance: np.ndarray, k: int, gain: GainMode = "linear"
+) -> np.ndarray:
+    """Spec §2 NDCG@pool with the global top-k rule (``ospo::pool_ndcg``).
+
+    For query q, the pool items (``pool_items [Q, P]`` catalog rows, -1 = padding) are
+    kept when their global rank in ``scores[q]`` is below k, in ranked order; DCG over
+    that filtered list; IDCG from the pool's relevances sorted descending, cut at k.
+    """
+    scores = np.asarray(scores)
+    pool_items = np.asarray(pool_items, dtype=np.int64)
+    out = np.zeros(scores.shape[0], dtype=np.float64)
+    for q in range(scores.shape[0]):
+        valid = pool_items[q] >= 0
+        items = pool_items[q][valid]
+        gains = gain_of(np.asarray(pool_relevance[q])[valid], gain)
+        ideal = _ideal_dcg(gains, k)
+        if ideal == 0:
+            continue
+        ranks = global_ranks(scores[q], items)
+        kept = np.flatnonzero(ranks < k)
+        kept = kept[np.argsort(ranks[kept], kind="stable")]
+        out[q] = float(np.sum(gains[kept] * _discounts(len(kept)))) / ideal
+    return out
+
+
+def pool_ndcg_dense(
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    pool_items: np.ndarray,
+    pool_relevance: np.ndarray,
+    query_pool: np.ndarray,
+    k: int,
+    gain: GainMode = "linear",
+) -> np.ndarray:
+    """:func:`pool_ndcg` with inner-product scores (``ospo::pool_ndcg_dense``).
+
+    ``queries [C, d]`` are scored against ``corpus [N, d]``; query c is judged on pool
+    row ``query_pool[c]`` of ``pool_items [S, P]`` / ``pool_relevance [S, P]``. Scores
+    are the float32 inputs' inner products in float64 (what the screened native kernel
+    computes exactly). This twin builds the ``[C, N]`` score matrix the native version avoids.
+    """
+    query_pool = np.asarray(query_pool, dtype=np.int64)
+    queries64 = np.asarray(queries, dtype=np.float32).astype(np.float64)
+    scores = queries64 @ np.asarray(corpus, dtype=np.float32).astype(np.float64).T  # [C, N]
+    return pool_ndcg(scores, np.asarray(pool_items)[query_pool], np.asarray(pool_relevance)[query_pool], k, gain)
+
+
+# ------------------------------------------------------------------ fused step
+
+def token_credit_batch(
+    segment_spans: np.ndarray, phi_offsets: np.ndarray, phi: np.ndarray, token_offsets: np.ndarray, token_mask: np.ndarray
+) -> np.ndarray:
+    """:func:`token_credit` per row (``ospo::token_credit_batch``).
+
+    ``segment_spans [sum n, 2]`` and ``phi [sum n]`` are CSR by ``phi_offsets [B+1]``;
+    ``token_offsets [B, T, 2]``; padding (``token_mask [B, T]`` false) gets 0.
+    """
+    token_mask = np.asarray(token_mask, dtype=bool)
+    out = np.zeros(token_mask.shape, dtype=np.float64)
+    for b in range(token_mask.shape[0]):
+        lo, hi = int(phi_offsets[b]), int(phi_offsets[b + 1])
+        real = token_mask[b]
+        out[b, real] = token_credit(segment_spans[lo:hi], token_offsets[b][real], phi[lo:hi])
+    return out
+
+
+def token_advantages_batch(
+    n_segments: np.ndarray,
+    coalition_offsets: np.ndarray,
+    coalitions: np.ndarray,
+    values: np.ndarray,
+    segment_spans: np.ndarray,
+    token_offsets: np.ndarray,
+    token_mask: np.ndarray,
+    answer_mask: np.ndarray,
+    advantages: np.ndarray,
+    mode: RedistributionMode = "prop",
+    *,
+    alpha: float = 0.7,
+    invert_negative: bool = False,
+    return_phi: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """One RL step's OSPO advantages from coalition values (``ospo::token_advantages_batch``).
+
+    Owen values (:func:`owen_values_batch`) → token credit (:func:`token_credit_batch`)
+    → :func:`redistribute_batch`. A response with at most one segment gets uniform
+    weights (spec §6.2). With ``invert_negative``, rows with ``Â < 0`` redistribute the
+    negated credit, so the tokens that helped least are pushed down hardest.
+    Returns float64 ``[B, T]``, and with ``return_phi`` also the Owen values ``[sum n]``.
+    """
+    phi, phi_offsets = owen_values_batch(n_segments, coalition_offsets, coalitions, values)
+    credit = token_credit_batch(segment_spans, phi_offsets, phi, token_offsets, token_mask)
+    credit[np.asarray(n_segments) <= 1] = 0.0
+    if invert_negative:
+        credit[np.asarray(advantages) < 0] *= -1.0
+    out = redistribute_batch(credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask, alpha=alpha)
+    return (out, phi) if return_phi else out

@@ -1,0 +1,43 @@
+"""The names of every mode and choice of the package, spelled once.
+
+Each ``Literal`` type below is the only place its names are written; code that lists or
+checks them takes :func:`choices_of` of the type, so a new mode is added here alone.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, Literal
+
+RedistributionMode = Literal["prop", "rank", "hybrid"]
+"""Spec §6.4: how the answer's tokens share ``T · Â``."""
+GainMode = Literal["linear", "exp"]
+"""DCG gain of a relevance: as is, or ``2^rel − 1``."""
+RewardGain = Literal["binary", "graded", "exp"]
+"""ESCI labels as gains: exact = 1 (the reference), 3/2/1/0, or ``2^g − 1``."""
+AdvantageScale = Literal["std", "none"]
+"""GRPO's division by the group std, or none (Dr. GRPO)."""
+Backend = Literal["auto", "cpu", "cuda", "triton"]
+"""Which kernels an op runs: ``auto`` follows the data (CUDA tensors: GPU kernels)."""
+Kernel = Literal["cpu", "cuda", "triton"]
+"""The kernel family that :func:`ospo_fast.ops.dispatch.resolve_backend` chose."""
+DotPrecision = Literal["ieee", "tf32x3", "tf32"]
+"""``tl.dot`` input precision of the Triton NDCG kernel."""
+CpuNdcgKernel = Literal["auto", "screened", "tiled"]
+"""The CPU kernel of the fused NDCG."""
+JoinMode = Literal["space", "slice"]
+"""Spec §4 partial query: segment texts joined by spaces, or the original slice."""
+SegmenterName = Literal["phrase", "sentence", "spacy", "word"]
+"""Spec §3: how an answer is cut into players."""
+
+
+def choices_of(literal: Any) -> tuple[str, ...]:
+    """The names a ``Literal`` type admits, in their written order."""
+    return tuple(typing.get_args(literal))
+
+
+def check_choice(name: str, value: Any, literal: Any) -> None:
+    """Raise ``ValueError`` naming ``name`` and its choices unless ``value`` is one of them."""
+    allowed = choices_of(literal)
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in allowed)}; got {value!r}")
