@@ -3,7 +3,7 @@
 Question: how long does v(S) take for every coalition of one step (64 responses x 64
 coalitions, a 20,000-product world, all-MiniLM-L6-v2 on the CPU)?
 
-* ``batched``: :class:`ospo_fast.coalitions_eval.CoalitionEvaluator` with its defaults.
+* ``batched``: :class:`ospo_fast.attribution.coalition_values.CoalitionEvaluator` with its defaults.
   Partial queries are deduplicated as (text, pool) pairs, their encoder rows packed from
   per-segment token ids, encoded longest first on onnxruntime, and scored by one fused
   NDCG@pool call.
@@ -19,14 +19,13 @@ sampling at temperature 1 gives, and long enough that the ``word`` segmenter rea
 coalitions. Both ways run with the same thread count for torch, onnxruntime, faiss, BLAS
 and the native core. ``owen_throughput.py`` is the end-to-end version of this question.
 
-    PYTHONPATH=python python benchmarks/coalition_eval.py            # full run
-    PYTHONPATH=python python benchmarks/coalition_eval.py --quick    # smoke run
+    python benchmarks/coalition_eval.py            # full run
+    python benchmarks/coalition_eval.py --quick    # smoke run
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -37,7 +36,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import measure, print_table, write_results  # noqa: E402
-from owen_throughput import make_step, min_segments, set_blas_core_threads, set_onnx_threads  # noqa: E402
+from harness import set_blas_core_threads, set_onnx_threads  # noqa: E402
+from published_loop import LoopModel, binary_gains  # noqa: E402
+from workload import make_step, min_segments  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -67,38 +68,23 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def binary_gains(sample: dict[str, Any]) -> dict[str, float]:
-    return {pid: float(label == 3) for pid, label in zip(sample["candidate_pool"], sample["pool_relevance"])}
-
-
 def loop_values(
-    model: Any,
-    index: Any,
-    catalog_ids: list[str],
+    loop: LoopModel,
     answers: list[str],
     spans: list[np.ndarray],
     samples: list[dict[str, Any]],
     offsets: np.ndarray,
     coalitions: np.ndarray,
     n_responses: int,
-    k: int,
 ) -> np.ndarray:
     """The published shape: encode one query, faiss top-k, Python pool filter, Python NDCG."""
+    seconds = {"encode": 0.0, "search": 0.0, "ndcg": 0.0}
     values = []
     for b in range(n_responses):
-        gains = binary_gains(samples[b])
-        ideal = sum(g / math.log2(i + 2) for i, g in enumerate(sorted(gains.values(), reverse=True)[:k]))
+        gains, ideal = binary_gains(samples[b], loop.k)
         segments = [answers[b][s:e] for s, e in spans[b].tolist()]
         for start, end in coalitions[offsets[b] : offsets[b + 1]].tolist():
-            query = " ".join(segments[start:end])
-            if not query.strip() or ideal == 0:
-                values.append(0.0)
-                continue
-            embedding = model.encode([query], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
-            _, ids = index.search(embedding.astype(np.float32), k)
-            ranked = [gains[catalog_ids[i]] for i in ids[0].tolist() if i >= 0 and catalog_ids[i] in gains]
-            dcg = sum(g / math.log2(i + 2) for i, g in enumerate(ranked))
-            values.append(dcg / ideal)
+            values.append(loop.value(" ".join(segments[start:end]), gains, ideal, seconds))
     return np.array(values)
 
 
@@ -108,11 +94,11 @@ def main() -> None:
     import torch
 
     import ospo_fast
-    from ospo_fast.coalitions_eval import CoalitionEvaluator
+    from ospo_fast.attribution.coalition_values import CoalitionEvaluator
     from ospo_fast.data import WorldConfig, generate_world
-    from ospo_fast.retrieval import OnnxEncoder, build_retriever
+    from ospo_fast.reward.retrievers import OnnxEncoder, build_retriever
     from ospo_fast.reward import RetrievalReward
-    from ospo_fast.segment import get_segmenter
+    from ospo_fast.attribution.segment import get_segmenter
 
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
@@ -156,13 +142,11 @@ def main() -> None:
 
     index = faiss.IndexFlatIP(retriever.corpus.shape[1])
     index.add(retriever.corpus)
-    model = retriever.encoder.model
+    loop = LoopModel(retriever.encoder.model, index, catalog_ids, args.k)
     n_loop = min(args.loop_responses, len(answers))
     n_loop_coalitions = int(offsets[n_loop])
     loop_timing, looped = measure(
-        "loop",
-        lambda: loop_values(model, index, catalog_ids, answers, spans, samples, offsets, coalitions, n_loop, args.k),
-        repeats=args.repeats,
+        "loop", lambda: loop_values(loop, answers, spans, samples, offsets, coalitions, n_loop), repeats=args.repeats,
     )
     max_diff = float(np.abs(looped - batched_values[:n_loop_coalitions]).max())
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Device check for a lent GPU machine: build ospo_fast with its CUDA kernels, run the
-# GPU tests (kernels against the reference and the CPU core), then the throughput
-# benchmark. Logs go to $OUT (or ./bench_results) as gpu_check.log.
+# GPU tests (kernels and the trainer's step function against the reference and the CPU
+# core), then the throughput benchmark: the trainer's step function
+# (ospo_fast.attribution.step_token_advantages) at B = 64, M = 96 on the CPU's 20,000-product
+# world and on a 1,000,000-product world, its results against the CPU core, and the fused
+# NDCG against a bare matmul on the device. Logs go to $OUT (or ./bench_results) as gpu_check.log.
 #
 #   bash benchmarks/gpu_check.sh
 #
@@ -33,12 +36,13 @@ echo "gpu_check: build took $(( $(date +%s) - start )) s"
 # From outside the checkout, so the installed package (with _core and kernels) is imported.
 status=0
 (cd /tmp && python -c "
-import ospo_fast, ospo_fast.gpu as gpu
+import ospo_fast
 print('ospo_fast from', ospo_fast.__file__)
-print('cuda kernels built:', gpu.cuda_kernels_built(), '| cuda available:', ospo_fast.cuda_available())
-assert gpu.cuda_kernels_built() and ospo_fast.cuda_available(), 'the CUDA kernels did not build or see no device'
+print('cuda kernels built:', ospo_fast.cuda_kernels_built(), '| cuda available:', ospo_fast.cuda_available())
+assert ospo_fast.cuda_kernels_built() and ospo_fast.cuda_available(), 'the CUDA kernels did not build or see no device'
 ") || status=1
 python -m pytest tests/gpu -q -p no:cacheprovider -rs --import-mode=importlib || status=1
-python benchmarks/owen_throughput.py --implementations cpu gpu --responses 64 --coalitions 96 || status=1
+python benchmarks/owen_throughput.py --implementations cpu device --responses 64 --coalitions 96 \
+  --out "$log_dir" --name gpu_check || status=1
 echo "gpu_check: exit status $status"
 exit "$status"

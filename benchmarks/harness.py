@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ospo_fast.ops.native import core
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -113,3 +115,50 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
+
+
+# ------------------------------------------------------------------ threads
+
+
+@dataclass
+class Threads:
+    """Threads per library; ``measured`` holds the seconds behind each automatic choice."""
+
+    torch_single: int = 1
+    torch_batched: int = 1
+    onnx: int = 1
+    faiss_single: int = 1
+    faiss_batched: int = 1
+    blas_core: int = 1
+    measured: dict[str, dict[int, float]] | None = None
+
+
+def set_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def set_onnx_threads(encoder: Any, n: int) -> None:
+    encoder.set_threads(n)
+
+
+def set_blas_core_threads(n: int) -> None:
+    """Every BLAS in the process (numpy's, for the fused NDCG's tiles, and faiss's) and the native core."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n, user_api="blas")
+    if core is not None:
+        core.set_num_threads(n)
+
+
+def pick_threads(name: str, setter: Callable[[int], None], work: Callable[[], Any], repeats: int,
+                 measured: dict[str, dict[int, float]]) -> int:
+    seconds = {}
+    for n in (1, 2):
+        setter(n)
+        seconds[n] = measure(f"{name} {n}", work, repeats=repeats)[0].p50
+    measured[name] = seconds
+    best = min(seconds, key=seconds.__getitem__)
+    setter(best)
+    return best

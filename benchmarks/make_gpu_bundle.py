@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
 
-from ospo_fast.retrieval.encoders import load_sentence_transformer, minilm_path  # noqa: E402
+from ospo_fast.reward.retrievers.models import load_sentence_transformer, minilm_path  # noqa: E402
 
 
 def main() -> None:

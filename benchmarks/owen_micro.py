@@ -3,7 +3,7 @@
   1. a per-response Python loop shaped like the published implementation: a dict
      from coalition to value, a scan over every coalition for each segment, then
      the token map, min-max, PBRS and PROP weights in Python lists;
-  2. ``ospo_fast.reference`` (plain numpy twins);
+  2. ``ospo_fast.ops.reference`` (plain numpy twins);
   3. the native core (``ospo_fast.token_advantages_batch``, one call per step).
 
 Default: 4,096 responses x 96 coalitions (w_max = 8), 64 answer tokens each.
@@ -22,10 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import measure, print_table, timing_row, write_results  # noqa: E402
-from owen_throughput import python_owen  # noqa: E402
+from published_loop import python_owen  # noqa: E402
 
 import ospo_fast as of  # noqa: E402
-from ospo_fast import reference  # noqa: E402
+from ospo_fast.ops import reference  # noqa: E402
+from ospo_fast.ops.native import core  # noqa: E402
 
 
 def make_step(n_responses: int, n_tokens: int, max_coalitions: int, seed: int) -> dict[str, np.ndarray]:
@@ -94,7 +95,7 @@ def main() -> None:
     step = make_step(args.responses, args.tokens, args.coalitions, seed=0)
     n_rows = len(step["coalitions"])
     print(f"step: {args.responses} responses, {n_rows} coalitions, {args.tokens} tokens each; "
-          f"native core: {of.native_available()}, threads: {of._native.core.num_threads() if of.native_available() else 1}")
+          f"native core: {of.native_available()}, threads: {core.num_threads() if core is not None else 1}")
 
     loop, loop_out = measure("published-style loop", lambda: published_style_loop(step), repeats=args.slow_repeats, warmup=0)
     numpy_ref, ref_out = measure(
