@@ -82,6 +82,11 @@ class WorldConfig:
     """Chance that a hint names its value outright; the rest describe a need or situation."""
     max_distractors: int = 2
     """Distractor clauses per context are drawn from 1..max_distractors (0 disables them)."""
+    imperfect_distractor_rate: float = 0.0
+    """Chance that the imperfect query (the SFT target) also copies one or two details of
+    the context's distractor clauses (another product type or colour the shopper mentions),
+    so the SFT start writes answers with helpful and harmful phrases. 0 keeps the worlds
+    of earlier versions byte for byte (the copies draw from a stream of their own)."""
 
     def __post_init__(self) -> None:
         ints = ("n_products", "n_train", "n_test", "seed", "n_same_category", "n_related", "n_random",
@@ -112,7 +117,7 @@ class WorldConfig:
                 "WorldConfig: need min_target_attributes <= max_target_attributes <= "
                 f"{len(vocab.OPTIONAL_ATTRIBUTES)}, got {self.min_target_attributes} and {self.max_target_attributes}"
             )
-        for name in ("brand_rate", "direct_hint_rate"):
+        for name in ("brand_rate", "direct_hint_rate", "imperfect_distractor_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"WorldConfig.{name} must be in [0, 1], got {value}")
@@ -381,21 +386,26 @@ def _hint(rng: np.random.Generator, attribute: str, value: str, room: str, direc
     return str(rng.choice(vocab.hint_templates(attribute, value, direct=direct))).format(room=room, brand=value)
 
 
-def _distractor(rng: np.random.Generator, ptype: vocab.ProductType, values: Mapping[str, str]) -> str:
+def _distractor(rng: np.random.Generator, ptype: vocab.ProductType, values: Mapping[str, str]) -> tuple[str, list[str]]:
+    """A distractor clause and the catalog details it names (another type or colour, lower-cased)."""
     others = [t for t in vocab.PRODUCT_TYPES if t.name != ptype.name and t.name not in ptype.related]
     rooms = sorted({t.room for t in vocab.PRODUCT_TYPES} - {ptype.room})
     colours = [c for c in vocab.COLOURS if c != values.get("colour")]
-    return str(rng.choice(vocab.DISTRACTORS)).format(
-        other_type=str(rng.choice([t.name for t in others])).lower(),
-        other_colour=str(rng.choice(colours)).lower(),
-        other_room=str(rng.choice(rooms)),
-    )
+    template = str(rng.choice(vocab.DISTRACTORS))
+    fill = {
+        "other_type": str(rng.choice([t.name for t in others])).lower(),
+        "other_colour": str(rng.choice(colours)).lower(),
+        "other_room": str(rng.choice(rooms)),
+    }
+    details = [fill[key] for key in ("other_colour", "other_type") if "{" + key + "}" in template]
+    return template.format(**fill), details
 
 
 def build_context(
     rng: np.random.Generator, values: Mapping[str, str], ptype: vocab.ProductType, cfg: WorldConfig
-) -> tuple[str, list[dict[str, Any]]]:
-    """The shopper's request and the char spans that carry each target attribute.
+) -> tuple[str, list[dict[str, Any]], list[str]]:
+    """The shopper's request, the char spans that carry each target attribute, and the
+    catalog details its distractors name.
 
     One hint per target attribute (the product type included) and 1..max_distractors
     distractors, in random order, each a sentence with an optional lead-in.
@@ -403,9 +413,13 @@ def build_context(
     pieces: list[tuple[str, str | None, str | None]] = [
         (_hint(rng, a, v, ptype.room, cfg.direct_hint_rate), a, v) for a, v in values.items()
     ]
+    details: list[str] = []
     if cfg.max_distractors:
         n_distractors = int(rng.integers(1, cfg.max_distractors + 1))
-        pieces += [(_distractor(rng, ptype, values), None, None) for _ in range(n_distractors)]
+        for _ in range(n_distractors):
+            clause, named = _distractor(rng, ptype, values)
+            pieces.append((clause, None, None))
+            details += named
     pieces = [pieces[i] for i in rng.permutation(len(pieces))]
     text, spans = str(rng.choice(vocab.OPENINGS)), []
     for phrase, attribute, value in pieces:
@@ -418,7 +432,16 @@ def build_context(
         if attribute is not None:
             spans.append({"start": start, "end": start + len(phrase), "attribute": attribute, "value": value})
     closing = str(rng.choice(vocab.CLOSINGS))
-    return (f"{text} {closing}" if closing else text), spans
+    return (f"{text} {closing}" if closing else text), spans, details
+
+
+def with_copied_details(query: str, details: Sequence[str], rng: np.random.Generator, rate: float) -> str:
+    """``query`` with one or two of the distractors' ``details`` appended, with chance ``rate``."""
+    if not details or rate <= 0 or rng.random() >= rate:
+        return query
+    unique = list(dict.fromkeys(details))
+    copied = rng.choice(unique, size=int(rng.integers(1, min(2, len(unique)) + 1)), replace=False)
+    return " ".join([query, *(str(d) for d in copied)])
 
 
 def _pool_labels(codes: np.ndarray, pool: np.ndarray, target: int, mask: np.ndarray, related: np.ndarray) -> np.ndarray:
@@ -455,7 +478,9 @@ def _query_frame(
         mask = np.isin(vocab.ATTRIBUTES, attributes)
         labels = _pool_labels(attr_codes, pool, int(target), mask, domains.related)
         exact_rows = [int(target)] + [int(r) for r in pool[labels == EXACT] if r != target]
-        question, spans = build_context(rng, values, ptype, cfg)
+        question, spans, details = build_context(rng, values, ptype, cfg)
+        imperfect = with_copied_details(imperfect_query(rng, values, ptype), details,
+                                        np.random.default_rng([cfg.seed, 2, i]), cfg.imperfect_distractor_rate)
         split = "train" if i < cfg.n_train else "test"
         records.append({
             "query_id": f"{split}-{i if split == 'train' else i - cfg.n_train:06d}",
@@ -463,7 +488,7 @@ def _query_frame(
             "question": question,
             "prompt": build_prompt(question),
             "gold_query": gold_query(values),
-            "imperfect_query": imperfect_query(rng, values, ptype),
+            "imperfect_query": imperfect,
             "answer": [str(product_ids[r]) for r in exact_rows],
             "target_item_id": str(product_ids[target]),
             "candidate_pool": [str(product_ids[r]) for r in pool],
