@@ -21,6 +21,22 @@ const uint8_t* bytes(const py::array_t<bool, py::array::c_style>& mask) {
   return reinterpret_cast<const uint8_t*>(mask.data());
 }
 
+// Token credit is a convex combination of phi: within this bound its rounding stays
+// finite, and the Owen values of coalition values within kMaxCoalitionValue (at most
+// DBL_MAX / 2, plus rounding) are well inside it.
+constexpr double kMaxPhi = 0.75 * ospo::kMaxDouble;
+
+void require_phi(const py::array_t<double, py::array::c_style>& phi) {
+  require_finite(phi, "phi");
+  require_magnitude(phi, kMaxPhi, "phi", "token credit averages phi");
+}
+
+void require_advantages(const py::array_t<double, py::array::c_style>& advantages, int64_t n_tokens) {
+  require_finite(advantages, "advantages");
+  require_magnitude(advantages, advantage_limit(n_tokens), "advantages",
+                    "A_t = T p_t Â over a row of T tokens must stay finite");
+}
+
 }  // namespace
 
 void bind_credit(py::module_& m) {
@@ -30,7 +46,7 @@ void bind_credit(py::module_& m) {
         const auto phi = require<double>(phi_in, "phi", {-1});
         const auto spans = require<int64_t>(spans_in, "segment_spans", {phi.size(), 2});
         const auto offsets = require<int64_t>(offsets_in, "token_offsets", {-1, 2});
-        require_finite(phi, "phi");
+        require_phi(phi);
         require_spans(spans, "segment_spans");
         require_spans(offsets, "token_offsets");
         py::array_t<double> credit(offsets.shape(0));
@@ -45,7 +61,12 @@ void bind_credit(py::module_& m) {
          double alpha) {
         const auto credit = require<double>(credit_in, "credit", {-1});
         require_finite(credit, "credit");
-        if (!std::isfinite(advantage)) throw py::value_error("advantage must be finite, got " + std::to_string(advantage));
+        if (!std::isfinite(advantage))
+          throw py::value_error("advantage must be finite, got " + format_number(advantage));
+        if (!(std::fabs(advantage) <= advantage_limit(credit.size())))
+          throw py::value_error("advantage must satisfy |x| <= " + format_number(advantage_limit(credit.size())) +
+                                " (A_t = T p_t Â over T = " + std::to_string(credit.size()) +
+                                " tokens must stay finite), got " + format_number(advantage));
         require_alpha(alpha);
         const ospo::Mode parsed = parse_mode(mode);
         py::array_t<double> out(credit.size());
@@ -69,7 +90,7 @@ void bind_credit(py::module_& m) {
         const auto token_mask = require<bool>(token_mask_in, "token_mask", {B, T});
         const auto answer_mask = require<bool>(answer_mask_in, "answer_mask", {B, T});
         require_finite(credit, "credit");
-        require_finite(advantages, "advantages");
+        require_advantages(advantages, T);
         require_alpha(alpha);
         const ospo::Mode parsed = parse_mode(mode);
         py::array_t<double> out({B, T});
@@ -93,7 +114,7 @@ void bind_credit(py::module_& m) {
         const auto phi_offsets = require<int64_t>(phi_offsets_in, "phi_offsets", {B + 1});
         const auto token_mask = require<bool>(token_mask_in, "token_mask", {B, T});
         require_offsets(phi_offsets, phi.size(), "phi_offsets", "phi");
-        require_finite(phi, "phi");
+        require_phi(phi);
         require_spans(spans, "segment_spans");
         require_spans(token_offsets, "token_offsets");
         py::array_t<double> credit({B, T});
@@ -129,13 +150,15 @@ void bind_credit(py::module_& m) {
           if (n_segments.data()[b] < 0)
             throw py::value_error("n_segments must be >= 0, got " + std::to_string(n_segments.data()[b]) +
                                   " at index " + std::to_string(b));
-          total_segments += n_segments.data()[b];
+          total_segments = add_sizes(total_segments, n_segments.data()[b],
+                                     "the sum of n_segments (at index " + std::to_string(b) + ")");
         }
         if (total_segments != spans.shape(0))
           throw py::value_error("segment_spans must have sum(n_segments) = " + std::to_string(total_segments) +
                                 " rows, got " + std::to_string(spans.shape(0)));
         require_finite(values, "values");
-        require_finite(advantages, "advantages");
+        require_magnitude(values, kMaxCoalitionValue, "values", "differences of coalition values must stay finite");
+        require_advantages(advantages, T);
         require_spans(spans, "segment_spans");
         require_spans(token_offsets, "token_offsets");
         require_alpha(alpha);
@@ -169,7 +192,10 @@ void bind_credit(py::module_& m) {
         if (rewards.size() % group_size != 0)
           throw py::value_error("rewards length " + std::to_string(rewards.size()) +
                                 " is not a multiple of group_size " + std::to_string(group_size));
-        if (!(eps >= 0.0)) throw py::value_error("eps must be >= 0, got " + std::to_string(eps));
+        if (!(eps >= 0.0) || !std::isfinite(eps))
+          throw py::value_error("eps must be finite and >= 0, got " + format_number(eps));
+        if (!by_std)
+          require_magnitude(rewards, ospo::kMaxDouble / 2.0, "rewards", "centred rewards must stay finite");
         py::array_t<double> out(rewards.size());
         ospo::group_advantages(rewards.data(), rewards.size(), group_size, eps, by_std, out.mutable_data());
         return out;

@@ -44,7 +44,7 @@ void bind_cuda(py::module_& m) {
         require_non_negative(n_tokens, "n_tokens");
         require_alpha(alpha);
         const ospo::Mode parsed = parse_mode(mode);
-        const int64_t n_cells = n_responses * n_tokens;
+        const int64_t n_cells = multiply_sizes(n_responses, n_tokens, "n_responses * n_tokens");
         require_address(n_segments, n_responses, "n_segments");
         require_address(coalition_offsets, n_responses, "coalition_offsets");
         require_address(phi_offsets, n_responses, "phi_offsets");
@@ -75,8 +75,9 @@ void bind_cuda(py::module_& m) {
         const ospo::SpecialTokens special = checked_special(cls_id, sep_id, pad_id, max_length, width);
         require_address(first_segment, n_rows, "first_segment");
         require_address(windows, n_rows, "windows");
-        require_address(input_ids, n_rows * width, "input_ids");
-        require_address(attention_mask, n_rows * width, "attention_mask");
+        const int64_t n_cells = multiply_sizes(n_rows, width, "n_rows * width");
+        require_address(input_ids, n_cells, "input_ids");
+        require_address(attention_mask, n_cells, "attention_mask");
         py::gil_scoped_release release;
         ospo::cuda::pack_windows(token_ids, token_offsets, first_segment, windows, n_rows, special, max_length, width,
                                  input_ids, attention_mask, stream);
@@ -94,9 +95,10 @@ void bind_cuda(py::module_& m) {
         require_non_negative(mask_stride, "mask_stride");
         const ospo::SpecialTokens special = checked_special(cls_id, sep_id, pad_id, max_length, width);
         require_address(first_segment, n_rows, "first_segment");
-        require_address(masks, n_rows * mask_stride, "masks");
-        require_address(input_ids, n_rows * width, "input_ids");
-        require_address(attention_mask, n_rows * width, "attention_mask");
+        require_address(masks, multiply_sizes(n_rows, mask_stride, "n_rows * mask_stride"), "masks");
+        const int64_t n_cells = multiply_sizes(n_rows, width, "n_rows * width");
+        require_address(input_ids, n_cells, "input_ids");
+        require_address(attention_mask, n_cells, "attention_mask");
         py::gil_scoped_release release;
         ospo::cuda::pack_subsets(token_ids, token_offsets, first_segment, masks, mask_stride, n_rows, special,
                                  max_length, width, input_ids, attention_mask, stream);

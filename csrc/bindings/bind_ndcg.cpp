@@ -43,6 +43,8 @@ class PoolRankingState {
     require_positive(k, "k");
     require_finite(pool_scores, "pool_scores");
     require_finite(relevance, "pool_relevance");
+    const ospo::Gain parsed = parse_gain(gain);
+    require_gains_fit(relevance.data(), pool_items.data(), C, P, parsed, "pool_relevance");
     require_pool_items(pool_items, n_items);
     n_items_ = n_items;
     scores_.resize(C * P);
@@ -54,17 +56,18 @@ class PoolRankingState {
     ranking_ = {C,           P,           k, scores_.data(), items_.data(), gains_.data(), n_valid_.data(),
                 n_alive_.data(), beaten_from_.data()};
     py::gil_scoped_release release;
-    ospo::pool_ranking_init(pool_scores.data(), pool_items.data(), relevance.data(), parse_gain(gain), ranking_);
+    ospo::pool_ranking_init(pool_scores.data(), pool_items.data(), relevance.data(), parsed, ranking_);
   }
 
   void add_tile(const py::array& tile_in, int64_t tile_start) {
     if (tile_in.ndim() != 2 || tile_in.shape(0) != ranking_.n_queries)
       throw py::value_error("tile_scores must have shape (" + std::to_string(ranking_.n_queries) + ", *), got " +
                             shape_of(tile_in));
-    if (tile_start < 0 || tile_start + tile_in.shape(1) > n_items_)
+    // tile_start <= n_items - L, not tile_start + L <= n_items: the sum may overflow.
+    if (tile_start < 0 || tile_start > n_items_ - tile_in.shape(1))
       throw py::value_error("tile_start " + std::to_string(tile_start) + " with " + std::to_string(tile_in.shape(1)) +
                             " columns runs past n_items = " + std::to_string(n_items_));
-    if (tile_in.dtype().is(py::dtype::of<float>())) {
+    if (has_dtype<float>(tile_in)) {
       const auto tile = require<float>(tile_in, "tile_scores", {-1, -1});
       require_finite(tile, "tile_scores");
       py::gil_scoped_release release;
@@ -119,8 +122,9 @@ class ScreenedCorpus {
     require_positive(k, "k");
     require_finite(queries, "queries");
     require_finite(relevance, "pool_relevance");
-    require_pool_items(pool_items, packed_.n_rows);
     const ospo::Gain parsed = parse_gain(gain);
+    require_gains_fit(relevance.data(), pool_items.data(), C, P, parsed, "pool_relevance");
+    require_pool_items(pool_items, packed_.n_rows);
     py::array_t<double> out(C);
     bool done = false;
     {
@@ -150,6 +154,7 @@ void bind_ndcg(py::module_& m) {
         require_finite(scores, "scores");
         require_finite(relevance, "relevance");
         const ospo::Gain parsed = parse_gain(gain);
+        require_gains_fit(relevance.data(), nullptr, Q, N, parsed, "relevance");
         py::array_t<double> out(Q);
         {
           py::gil_scoped_release release;

@@ -61,7 +61,11 @@ int64_t padded_width(const Int64Array& lengths, std::optional<int64_t> pad_to) {
   return *pad_to;
 }
 
+// input_ids and attention_mask [K, width]; `width` may come from pad_to.
 py::tuple packed_arrays(int64_t n_rows, int64_t width) {
+  const std::string what = "input_ids and attention_mask [" + std::to_string(n_rows) + ", " + std::to_string(width) +
+                           "] (width from pad_to or the longest row)";
+  require_allocatable(multiply_sizes(n_rows, width, what), 2 * sizeof(int64_t), what);
   return py::make_tuple(Int64Array({py::ssize_t(n_rows), py::ssize_t(width)}),
                         Int64Array({py::ssize_t(n_rows), py::ssize_t(width)}));
 }

@@ -4,17 +4,105 @@
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "ospo/checked.h"
 #include "ospo/math.h"
 
 namespace ospo_bindings {
 
 namespace py = pybind11;
+
+// A double as Python prints it at six significant digits (std::to_string writes every
+// digit of 1e308).
+inline std::string format_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", value);
+  return text;
+}
+
+inline std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int unit = 0;
+  while (bytes >= 1024.0 && unit < 6) bytes /= 1024.0, ++unit;
+  return format_number(bytes) + " " + units[unit];
+}
+
+[[noreturn]] inline void raise_memory_error(const std::string& message) {
+  PyErr_SetString(PyExc_MemoryError, message.c_str());
+  throw py::error_already_set();
+}
+
+// Bytes this process may still allocate: the kernel's MemAvailable (else the physical
+// memory), capped by an address-space limit when one is set.
+inline double allocatable_bytes() {
+  double bytes = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0.0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") {
+      bytes = kib * 1024.0;
+      break;
+    }
+    meminfo.ignore(256, '\n');
+  }
+  rlimit limit{};
+  if (getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+    bytes = std::min(bytes, double(limit.rlim_cur));
+  return bytes;
+}
+
+// MemoryError naming `what` (the argument the size comes from, and its value) when
+// `n_elements` of `element_bytes` cannot be allocated here. Sizes below 256 MiB pass
+// without a look at the system. Such a request would otherwise fail deep inside the
+// core as "std::bad_alloc", or succeed on paper and summon the OOM killer.
+inline void require_allocatable(int64_t n_elements, int64_t element_bytes, const std::string& what) {
+  const double bytes = double(n_elements) * double(element_bytes);
+  if (bytes <= double(int64_t(256) << 20)) return;
+  const double available = allocatable_bytes();
+  if (bytes > available)
+    raise_memory_error(what + " needs " + format_bytes(bytes) + ", more than the " + format_bytes(available) +
+                       " this process can allocate");
+}
+
+// Runs `call`, turning an allocation failure inside it into a MemoryError naming `what`.
+template <typename Call>
+auto naming_allocation_failure(const std::string& what, Call call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const std::bad_alloc&) {
+    raise_memory_error(what + ": out of memory");
+  } catch (const std::length_error&) {
+    raise_memory_error(what + ": more elements than a vector holds");
+  }
+}
+
+// a + b for sizes derived from argument `name`, or ValueError naming it.
+inline int64_t add_sizes(int64_t a, int64_t b, const std::string& name) {
+  int64_t sum;
+  if (__builtin_add_overflow(a, b, &sum))
+    throw py::value_error(name + " overflows int64 (" + std::to_string(a) + " + " + std::to_string(b) + ")");
+  return sum;
+}
+
+inline int64_t multiply_sizes(int64_t a, int64_t b, const std::string& name) {
+  int64_t product;
+  if (__builtin_mul_overflow(a, b, &product))
+    throw py::value_error(name + " overflows int64 (" + std::to_string(a) + " * " + std::to_string(b) + ")");
+  return product;
+}
 
 inline std::string shape_of(const py::array& array) {
   std::string text = "(";
@@ -22,11 +110,21 @@ inline std::string shape_of(const py::array& array) {
   return text + (array.ndim() == 1 ? ",)" : ")");
 }
 
-// The array as C-contiguous T after checking its dtype and shape; -1 in `shape`
-// accepts any length on that axis.
+// Same kind and size as T. dtype objects are not compared by identity: an array that
+// went through pickle (multiprocessing, DataLoader workers, Ray) carries an equal but
+// distinct dtype object, and int64 has two spellings ('l' and 'q'). A non-native byte
+// order has the same kind and size; `require` converts it.
+template <typename T>
+bool has_dtype(const py::array& array) {
+  const py::dtype wanted = py::dtype::of<T>(), got = array.dtype();
+  return got.kind() == wanted.kind() && got.itemsize() == wanted.itemsize();
+}
+
+// The array as C-contiguous native T after checking its dtype and shape; -1 in
+// `shape` accepts any length on that axis.
 template <typename T>
 py::array_t<T, py::array::c_style> require(const py::array& array, const char* name, std::vector<int64_t> shape) {
-  if (!array.dtype().is(py::dtype::of<T>()))
+  if (!has_dtype<T>(array))
     throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
                          ", got " + std::string(py::str(array.dtype())));
   bool matches = array.ndim() == py::ssize_t(shape.size());
@@ -48,6 +146,27 @@ void require_finite(const py::array_t<T, py::array::c_style>& array, const char*
     if (!std::isfinite(double(data[i])))
       throw py::value_error(std::string(name) + " must be finite, got " + std::to_string(double(data[i])) +
                             " at flat index " + std::to_string(i));
+}
+
+// |x| <= limit everywhere, so the sums the core forms from these values stay finite;
+// `why` says which sums.
+template <typename T>
+void require_magnitude(const py::array_t<T, py::array::c_style>& array, double limit, const char* name,
+                       const char* why) {
+  const T* data = array.data();
+  for (py::ssize_t i = 0; i < array.size(); ++i)
+    if (!(std::fabs(double(data[i])) <= limit))
+      throw py::value_error(std::string(name) + " must satisfy |x| <= " + format_number(limit) + " (" + why +
+                            "), got " + format_number(double(data[i])) + " at flat index " + std::to_string(i));
+}
+
+// Largest |coalition value| the Owen and Shapley sums take: a difference of two values
+// and a weighted sum of differences (the weights sum to at most 1) then stay finite.
+constexpr double kMaxCoalitionValue = ospo::kMaxDouble / 4.0;
+
+// Largest |advantage| of a row of `n_tokens` tokens: A_t = T p_t Â with p_t <= 1.
+inline double advantage_limit(int64_t n_tokens) {
+  return ospo::kMaxDouble / double(n_tokens > 1 ? n_tokens : 1);
 }
 
 inline void require_non_negative(int64_t value, const char* name) {
@@ -86,6 +205,31 @@ inline ospo::Mode parse_mode(const std::string& mode) {
   if (mode == "rank") return ospo::Mode::Rank;
   if (mode == "hybrid") return ospo::Mode::Hybrid;
   throw py::value_error("mode must be 'prop', 'rank' or 'hybrid', got '" + mode + "'");
+}
+
+// A segment count of windows, which hold int32 bounds; `where` locates it ("at index 3").
+inline void require_window_segments(int64_t n_segments, const std::string& name, const std::string& where = "") {
+  const std::string got = ", got " + std::to_string(n_segments) + (where.empty() ? "" : " " + where);
+  if (n_segments < 0) throw py::value_error(name + " must be >= 0" + got);
+  if (n_segments > ospo::kMaxWindowSegments)
+    throw py::value_error(name + " must be < 2**31 (windows hold int32 bounds)" + got);
+}
+
+// Every row of relevance [rows, length] keeps its gains below DBL_MAX / (2 length), so
+// no DCG or ideal DCG of the row overflows (discounts are at most 1). Entries whose
+// `items` [rows, length] is -1 are padding and never scored; `items` may be null.
+inline void require_gains_fit(const double* relevance, const int64_t* items, int64_t n_rows, int64_t length,
+                              ospo::Gain gain, const char* name) {
+  const double limit = ospo::kMaxDouble / (2.0 * double(length > 1 ? length : 1));
+  for (int64_t i = 0; i < n_rows * length; ++i) {
+    if (items != nullptr && items[i] < 0) continue;
+    const double value = ospo::gain_value(relevance[i], gain);
+    if (!(std::fabs(value) <= limit))
+      throw py::value_error(std::string(name) + " row " + std::to_string(i / length) + " holds " +
+                            format_number(relevance[i]) + ", whose gain " +
+                            (gain == ospo::Gain::Exp ? "2**rel - 1" : "rel") + " is past " + format_number(limit) +
+                            " (DBL_MAX / (2 * " + std::to_string(length) + "), so that its DCG stays finite)");
+  }
 }
 
 inline void require_alpha(double alpha) {

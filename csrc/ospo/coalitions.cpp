@@ -7,15 +7,36 @@
 #include <string>
 #include <unordered_set>
 
+#include "ospo/checked.h"
 #include "ospo/math.h"
 #include "ospo/parallel.h"
 
 namespace ospo {
 
+namespace {
+
+void require_window_segments(int64_t n_segments) {
+  if (n_segments < 0 || n_segments > kMaxWindowSegments)
+    throw std::invalid_argument("n_segments must be in [0, 2**31) (windows hold int32 bounds), got " +
+                                std::to_string(n_segments));
+}
+
+}  // namespace
+
+int64_t window_count(int64_t n_segments, int64_t w_max, bool include_empty, bool include_full) {
+  require_window_segments(n_segments);
+  const int64_t widest = std::max<int64_t>(0, std::min(w_max, n_segments));
+  // sum over widths w = 1..widest of (n - w + 1); each factor is below 2**31.
+  const int64_t windows = widest * (n_segments + 1) - widest * (widest + 1) / 2;
+  const bool empty = include_empty || (include_full && n_segments == 0);
+  const bool full = include_full && n_segments > 0 && w_max < n_segments;
+  return windows + int64_t(empty) + int64_t(full);
+}
+
 std::vector<Window> contiguous_coalitions(int64_t n_segments, int64_t w_max, bool include_empty, bool include_full) {
   std::vector<Window> rows;
   const int64_t widest = std::min(w_max, n_segments);
-  rows.reserve(2 + widest * n_segments);
+  rows.reserve(size_t(window_count(n_segments, w_max, include_empty, include_full)));
   if (include_empty || (include_full && n_segments == 0)) rows.push_back({0, 0});
   for (int64_t width = 1; width <= widest; ++width)
     for (int64_t start = 0; start + width <= n_segments; ++start)
@@ -85,7 +106,8 @@ CoalitionPlan coalition_plan(const int64_t* n_segments, int64_t n_responses, int
   });
   CoalitionPlan plan;
   plan.offsets.assign(n_responses + 1, 0);
-  for (int64_t b = 0; b < n_responses; ++b) plan.offsets[b + 1] = plan.offsets[b] + int64_t(per_response[b].size());
+  for (int64_t b = 0; b < n_responses; ++b)
+    plan.offsets[b + 1] = checked_add(plan.offsets[b], int64_t(per_response[b].size()), "coalition rows of the plan");
   plan.windows.reserve(plan.offsets.back());
   for (auto& rows : per_response) plan.windows.insert(plan.windows.end(), rows.begin(), rows.end());
   return plan;

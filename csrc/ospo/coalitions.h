@@ -14,8 +14,12 @@ struct Window {
   int32_t end;
 };
 
+// Rows of contiguous_coalitions(n_segments, w_max, include_empty, include_full), without
+// building them; n_segments <= kMaxWindowSegments (checked.h), so the count fits int64.
+int64_t window_count(int64_t n_segments, int64_t w_max, bool include_empty, bool include_full);
+
 // Spec §4 order: empty, widths ascending left to right, then the full set when it
-// is not already a window.
+// is not already a window. Throws std::invalid_argument past kMaxWindowSegments segments.
 std::vector<Window> contiguous_coalitions(int64_t n_segments, int64_t w_max, bool include_empty, bool include_full);
 
 // Keeps empty and full and draws max_coalitions - 2 of the rest without replacement

@@ -4,6 +4,7 @@
 #include <numeric>
 #include <vector>
 
+#include "ospo/checked.h"
 #include "ospo/owen.h"
 #include "ospo/parallel.h"
 
@@ -140,7 +141,8 @@ void token_advantages_batch(const int64_t* n_segments, const int64_t* coalition_
                             int64_t n_rows, int64_t n_cols, Mode mode, double alpha, bool invert_negative,
                             double* out, double* phi) {
   std::vector<int64_t> phi_offsets(n_rows + 1, 0);
-  for (int64_t b = 0; b < n_rows; ++b) phi_offsets[b + 1] = phi_offsets[b] + n_segments[b];
+  for (int64_t b = 0; b < n_rows; ++b)
+    phi_offsets[b + 1] = checked_add(phi_offsets[b], n_segments[b], "the sum of n_segments");
   owen_values_batch(n_segments, n_rows, coalition_offsets, windows, values, phi_offsets.data(), phi);
   std::vector<double> credit(size_t(n_rows * n_cols));
   token_credit_batch(segment_spans, phi_offsets.data(), phi, token_offsets, token_mask, n_rows, n_cols,

@@ -70,10 +70,17 @@ OSPO_HD int64_t span_overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1) {
 
 enum class Mode : int { Prop = 0, Rank = 1, Hybrid = 2 };
 
+// Largest finite double (DBL_MAX), spelled out so device code needs no <cfloat>.
+constexpr double kMaxDouble = 1.7976931348623157e308;
+
 // Spec §6.2 min-max of one credit into [0, 1]; a constant sequence becomes 0.5.
+// Credits of both signs near ±DBL_MAX have a spread past float64; halving every term
+// is exact and keeps it finite (the order of the credits, which RANK reads, survives).
 OSPO_HD double min_max_scale(double credit, double lowest, double highest) {
   const double spread = highest - lowest;
-  return spread == 0.0 ? 0.5 : (credit - lowest) / spread;
+  if (spread == 0.0) return 0.5;
+  if (spread > kMaxDouble) return (0.5 * credit - 0.5 * lowest) / (0.5 * highest - 0.5 * lowest);
+  return (credit - lowest) / spread;
 }
 
 // Spec §6.4 weight p_t of one answer token. `scaled` is its min-max credit,

@@ -1,8 +1,10 @@
 #include "ospo/owen.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ospo/math.h"
@@ -16,45 +18,85 @@ namespace {
   throw std::invalid_argument("coalitions row " + std::to_string(row) + ": " + why);
 }
 
-// Row index of each window, or -1: a dense [(n + 1) * (n + 1)] table keyed by
-// start * (n + 1) + end, reused across responses by the caller.
-void index_windows(int64_t n, const Window* windows, int64_t n_rows, std::vector<int64_t>& row_of) {
-  row_of.assign(size_t((n + 1) * (n + 1)), -1);
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const int64_t start = windows[r].start, end = windows[r].end;
-    if (start < 0 || start > end) invalid_row(r, "start must satisfy 0 <= start <= end");
-    if (end > n) invalid_row(r, "end exceeds n_segments = " + std::to_string(n));
-    if (start == end && start != 0) invalid_row(r, "the empty coalition must be written (0, 0)");
-    int64_t& slot = row_of[size_t(start * (n + 1) + end)];
-    if (slot >= 0) invalid_row(r, "repeats row " + std::to_string(slot));
-    slot = r;
+// Row index of each window of one response, or -1. A dense [(n + 1)^2] table keyed by
+// start * (n + 1) + end while that table is small next to the rows; past that, the rows'
+// keys sorted for binary search, so memory follows the rows, never n^2 (a response
+// with many segments and few windows, or an n near the int64 limit). Reused across
+// responses by the caller.
+class WindowIndex {
+ public:
+  // Validates the rows (throws std::invalid_argument naming the row) and indexes them.
+  void build(int64_t n, const Window* windows, int64_t n_rows) {
+    n_ = n;
+    singletons_.clear();
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const int64_t start = windows[r].start, end = windows[r].end;
+      if (start < 0 || start > end) invalid_row(r, "start must satisfy 0 <= start <= end");
+      if (end > n) invalid_row(r, "end exceeds n_segments = " + std::to_string(n));
+      if (start == end && start != 0) invalid_row(r, "the empty coalition must be written (0, 0)");
+    }
+    // n < 2**16 keeps (n + 1)^2 far inside int64.
+    dense_ = n < (int64_t(1) << 16) && (n + 1) * (n + 1) / kDenseEntriesPerRow <= n_rows + kDenseSlack;
+    if (dense_) {
+      table_.assign(size_t((n + 1) * (n + 1)), -1);
+      for (int64_t r = 0; r < n_rows; ++r) {
+        int64_t& slot = table_[size_t(windows[r].start * (n + 1) + windows[r].end)];
+        if (slot >= 0) invalid_row(r, "repeats row " + std::to_string(slot));
+        slot = r;
+      }
+    } else {
+      keys_.resize(size_t(n_rows));
+      for (int64_t r = 0; r < n_rows; ++r) keys_[r] = {key(windows[r].start, windows[r].end), r};
+      std::sort(keys_.begin(), keys_.end());
+      for (int64_t i = 1; i < n_rows; ++i)
+        if (keys_[i].first == keys_[i - 1].first)
+          invalid_row(keys_[i].second, "repeats row " + std::to_string(keys_[i - 1].second));
+    }
+    for (int64_t r = 0; r < n_rows; ++r)
+      if (windows[r].end - windows[r].start == 1) singletons_.push_back({windows[r].start, r});
   }
-}
+
+  int64_t row(int64_t start, int64_t end) const {
+    if (dense_) return table_[size_t(start * (n_ + 1) + end)];
+    const auto found = std::lower_bound(keys_.begin(), keys_.end(), std::pair<uint64_t, int64_t>{key(start, end), -1});
+    return found != keys_.end() && found->first == key(start, end) ? found->second : -1;
+  }
+
+  // (segment i, row of the window (i, i + 1)) for every singleton row, in row order.
+  const std::vector<std::pair<int64_t, int64_t>>& singletons() const { return singletons_; }
+
+ private:
+  // Dense while the table holds at most this many entries per row (plus slack for tiny plans).
+  static constexpr int64_t kDenseEntriesPerRow = 64, kDenseSlack = 16;
+  static uint64_t key(int64_t start, int64_t end) { return (uint64_t(start) << 32) | uint64_t(end); }
+
+  int64_t n_ = 0;
+  bool dense_ = true;
+  std::vector<int64_t> table_;                      // dense: [(n + 1)^2]
+  std::vector<std::pair<uint64_t, int64_t>> keys_;  // sparse: (start << 32 | end, row), ascending
+  std::vector<std::pair<int64_t, int64_t>> singletons_;
+};
 
 void owen_windows_indexed(int64_t n, const Window* windows, const double* values, int64_t n_rows,
-                          const std::vector<int64_t>& row_of, double* phi) {
+                          const WindowIndex& index, double* phi) {
   for (int64_t i = 0; i < n; ++i) phi[i] = 0.0;
   if (n == 0) return;
-  const auto row = [&](int64_t start, int64_t end) { return row_of[size_t(start * (n + 1) + end)]; };
   for (int64_t r = 0; r < n_rows; ++r) {
     const int64_t start = windows[r].start, end = windows[r].end;
     const double base = values[r];
     if (start == end) {  // the empty coalition grows into every singleton
       const double weight = shapley_weight(n, 0);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t grown = row(i, i + 1);
-        if (grown >= 0) phi[i] += (values[grown] - base) * weight;
-      }
+      for (const auto& [i, grown] : index.singletons()) phi[i] += (values[grown] - base) * weight;
       continue;
     }
     // A window stays contiguous only when it grows by its right or left neighbour.
     const double weight = shapley_weight(n, end - start);
     if (end < n) {
-      const int64_t grown = row(start, end + 1);
+      const int64_t grown = index.row(start, end + 1);
       if (grown >= 0) phi[end] += (values[grown] - base) * weight;
     }
     if (start > 0) {
-      const int64_t grown = row(start - 1, end);
+      const int64_t grown = index.row(start - 1, end);
       if (grown >= 0) phi[start - 1] += (values[grown] - base) * weight;
     }
   }
@@ -64,9 +106,9 @@ void owen_windows_indexed(int64_t n, const Window* windows, const double* values
 
 void owen_values_windows(int64_t n_segments, const Window* windows, const double* values, int64_t n_rows,
                          double* phi) {
-  std::vector<int64_t> row_of;
-  index_windows(n_segments, windows, n_rows, row_of);
-  owen_windows_indexed(n_segments, windows, values, n_rows, row_of, phi);
+  WindowIndex index;
+  index.build(n_segments, windows, n_rows);
+  owen_windows_indexed(n_segments, windows, values, n_rows, index, phi);
 }
 
 void owen_values_masks(int64_t n_segments, const uint8_t* masks, const double* values, int64_t n_rows, double* phi) {
@@ -103,15 +145,15 @@ void owen_values_masks(int64_t n_segments, const uint8_t* masks, const double* v
 void owen_values_batch(const int64_t* n_segments, int64_t n_responses, const int64_t* coalition_offsets,
                        const Window* windows, const double* values, const int64_t* phi_offsets, double* phi) {
   parallel_for(n_responses, 1024, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> row_of;
+    WindowIndex index;
     for (int64_t b = begin; b < end; ++b) {
       const int64_t lo = coalition_offsets[b], n_rows = coalition_offsets[b + 1] - lo;
       try {
-        index_windows(n_segments[b], windows + lo, n_rows, row_of);
+        index.build(n_segments[b], windows + lo, n_rows);
       } catch (const std::invalid_argument& error) {
         throw std::invalid_argument("response " + std::to_string(b) + ", " + error.what());
       }
-      owen_windows_indexed(n_segments[b], windows + lo, values + lo, n_rows, row_of, phi + phi_offsets[b]);
+      owen_windows_indexed(n_segments[b], windows + lo, values + lo, n_rows, index, phi + phi_offsets[b]);
     }
   });
 }

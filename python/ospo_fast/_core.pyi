@@ -1,5 +1,10 @@
-"""Type stub of the compiled core (csrc/bindings). Arrays must already have the exact
-dtype shown; the Python wrappers in ospo_fast convert and the bindings check."""
+"""Type stub of the compiled core (csrc/bindings). Arrays must already have the kind and
+size of the dtype shown (compared by value, so arrays that went through pickle pass; a
+swapped byte order is converted); the Python wrappers in ospo_fast convert and the
+bindings check. Sizes are checked for int64 overflow, and an output too large to
+allocate raises MemoryError naming the argument it comes from. Values whose sums would
+overflow float64 raise ValueError naming them (coalition values past DBL_MAX / 4,
+phi past 3/4 DBL_MAX, an advantage past DBL_MAX / T, gains past DBL_MAX / (2 length))."""
 
 
 import numpy as np

@@ -52,6 +52,14 @@ def as_int(name: str, value: Any, dtype: type = np.int64) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=dtype)
 
 
+def as_pairs(name: str, value: Any, dtype: type = np.int64) -> np.ndarray:
+    """``[n, 2]`` (start, end) rows of ``dtype`` from any integer array holding 2 n values."""
+    array = as_int(name, value, dtype)
+    if array.size % 2:
+        raise ValueError(f"{name} must hold (start, end) pairs [n, 2], got shape {array.shape}")
+    return array.reshape(-1, 2)
+
+
 def as_bool(name: str, value: Any) -> np.ndarray:
     """bool, from bool or 0/1 integers."""
     array = _as_numpy(name, value)
@@ -62,10 +70,29 @@ def as_bool(name: str, value: Any) -> np.ndarray:
     raise TypeError(f"{name} must be a bool mask (or 0/1 integers), got dtype {array.dtype}")
 
 
-def as_count(name: str, value: Any) -> int:
-    """A non-negative Python int."""
+INT64_MAX = (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
+
+
+def as_count(name: str, value: Any, limit: int = INT64_MAX) -> int:
+    """A Python int in ``[0, limit]`` (the core takes int64 counts, uint64 seeds)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
+    if value > limit:
+        raise ValueError(f"{name} must be <= {limit}, got {value}")
     return int(value)
+
+
+def as_real(name: str, value: Any) -> float:
+    """A finite Python float from a real scalar (an int too large for a float raises here)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got an int of {int(value).bit_length()} bits") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ospo_fast.ops import reference
-from ospo_fast.ops.arrays import as_count, as_int
+from ospo_fast.ops.arrays import UINT64_MAX, as_count, as_int
 from ospo_fast.ops.native import core
 
 
@@ -49,7 +49,7 @@ def sample_coalitions(n_segments: int, w_max: int, max_coalitions: int, *, seed:
     w = as_count("w_max", w_max)
     budget = as_count("max_coalitions", max_coalitions)
     _check_budget(w, budget)
-    seed, stream = as_count("seed", seed), as_count("stream", stream)
+    seed, stream = as_count("seed", seed, UINT64_MAX), as_count("stream", stream, UINT64_MAX)
     if core is None:
         return reference.sample_coalitions(n, w, budget, seed=seed, stream=stream)
     return core.sample_coalitions(n, w, budget, seed, stream)
@@ -64,7 +64,7 @@ def sample_subset_coalitions(n_segments: int, max_coalitions: int, *, seed: int,
     n = as_count("n_segments", n_segments)
     budget = as_count("max_coalitions", max_coalitions)
     _check_budget(1, budget)
-    seed, stream = as_count("seed", seed), as_count("stream", stream)
+    seed, stream = as_count("seed", seed, UINT64_MAX), as_count("stream", stream, UINT64_MAX)
     if core is None:
         return reference.sample_subset_coalitions(n, budget, seed=seed, stream=stream)
     return core.sample_subset_coalitions(n, budget, seed, stream)
@@ -80,7 +80,7 @@ def coalition_plan(n_segments: Any, w_max: int, max_coalitions: int, *, seed: in
     w = as_count("w_max", w_max)
     budget = as_count("max_coalitions", max_coalitions)
     _check_budget(w, budget)
-    seed = as_count("seed", seed)
+    seed = as_count("seed", seed, UINT64_MAX)
     if core is None:
         if (counts < 0).any():
             raise ValueError("n_segments must be >= 0")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ospo_fast.ops import owen_gpu, reference
-from ospo_fast.ops.arrays import as_bool, as_float, as_int
+from ospo_fast.ops.arrays import as_bool, as_float, as_int, as_pairs, as_real
 from ospo_fast.ops.device import like_inputs, tensor_device, to_numpy
 from ospo_fast.ops.dispatch import resolve_backend, work_device
 from ospo_fast.ops.native import core
@@ -26,8 +26,8 @@ def token_credit(segment_spans: Any, token_offsets: Any, phi: Any) -> np.ndarray
     the same text; each token's credit is the overlap-weighted mean of the ``phi [n]``
     of the segments it touches, 0 when it touches none.
     """
-    spans = as_int("segment_spans", segment_spans).reshape(-1, 2)
-    offsets = as_int("token_offsets", token_offsets).reshape(-1, 2)
+    spans = as_pairs("segment_spans", segment_spans)
+    offsets = as_pairs("token_offsets", token_offsets)
     values = as_float("phi", phi).reshape(-1)
     if core is None:
         return reference.token_credit(spans, offsets, values)
@@ -50,9 +50,10 @@ def redistribute(
     """
     c = as_float("credit", credit).reshape(-1)
     mask = None if answer_mask is None else as_bool("answer_mask", answer_mask)
+    adv, a = as_real("advantage", advantage), as_real("alpha", alpha)
     if core is None:
-        return reference.redistribute(c, float(advantage), mode, answer_mask=mask, alpha=alpha)
-    return core.redistribute(c, float(advantage), mode, mask, float(alpha))
+        return reference.redistribute(c, adv, mode, answer_mask=mask, alpha=a)
+    return core.redistribute(c, adv, mode, mask, a)
 
 
 def redistribute_batch(
@@ -73,9 +74,10 @@ def redistribute_batch(
     adv = as_float("advantages", advantages)
     tokens = as_bool("token_mask", token_mask)
     answers = tokens if answer_mask is None else as_bool("answer_mask", answer_mask)
+    a = as_real("alpha", alpha)
     if core is None:
-        return reference.redistribute_batch(c, adv, mode, token_mask=tokens, answer_mask=answers, alpha=alpha)
-    return core.redistribute_batch(c, adv, mode, tokens, answers, float(alpha))
+        return reference.redistribute_batch(c, adv, mode, token_mask=tokens, answer_mask=answers, alpha=a)
+    return core.redistribute_batch(c, adv, mode, tokens, answers, a)
 
 
 def token_credit_batch(
@@ -85,7 +87,7 @@ def token_credit_batch(
 
     ``token_offsets [B, T, 2]``; padding (``token_mask [B, T]`` false) gets 0.
     """
-    spans = as_int("segment_spans", segment_spans).reshape(-1, 2)
+    spans = as_pairs("segment_spans", segment_spans)
     offsets = as_int("phi_offsets", phi_offsets)
     values = as_float("phi", phi)
     tokens = as_int("token_offsets", token_offsets)
@@ -127,6 +129,7 @@ def token_advantages_batch(
     inputs = (n_segments, coalition_offsets, coalitions, values, segment_spans, token_offsets, token_mask,
               answer_mask, advantages)
     check_choice("mode", mode, RedistributionMode)
+    alpha = as_real("alpha", alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     kernel = resolve_backend("owen", backend, *inputs)
@@ -141,7 +144,7 @@ def token_advantages_batch(
         as_int("coalition_offsets", host[1]),
         as_int("coalitions", host[2], np.int32),
         as_float("values", host[3]),
-        as_int("segment_spans", host[4]).reshape(-1, 2),
+        as_pairs("segment_spans", host[4]),
         as_int("token_offsets", host[5]),
         as_bool("token_mask", host[6]),
         as_bool("answer_mask", host[7]),

@@ -23,6 +23,9 @@ from ospo_fast.types import Backend, CpuNdcgKernel, DotPrecision, GainMode, chec
 _TILE_BYTES = 64 << 20
 # Queries scored together; a larger batch is split so tiles stay within _TILE_BYTES.
 _MAX_QUERIES_PER_PASS = 16384
+# Largest |score| the tiled kernel's float32 dot products may reach (half of FLT_MAX,
+# room for the rounding of the partial sums).
+_MAX_FLOAT32_SCORE = float(np.finfo(np.float32).max) / 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +42,7 @@ class PreparedCorpus:
     rows: np.ndarray  # [N, d] float32
     screened: Any
     device_rows: Any = None  # torch.Tensor [N, d] float32 on a CUDA device
+    largest_norm: float = 0.0  # max_n ||rows[n]||, for the float32 score bound of the tiled kernel
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -67,11 +71,30 @@ def prepare_corpus(corpus: Any, *, device: Any = None) -> PreparedCorpus:
     if rows.ndim != 2:
         raise ValueError(f"corpus must be [N, d], got shape {rows.shape}")
     rows.setflags(write=False)
+    largest = largest_norm(rows)
     if device is not None and str(device).startswith("cuda"):
         import torch
 
-        return PreparedCorpus(rows, None, on(torch.device(device), rows, torch.float32))
-    return PreparedCorpus(rows, core.ScreenedCorpus(rows) if screen_supported() and rows.size else None)
+        return PreparedCorpus(rows, None, on(torch.device(device), rows, torch.float32), largest)
+    screened = core.ScreenedCorpus(rows) if screen_supported() and rows.size else None
+    return PreparedCorpus(rows, screened, None, largest)
+
+
+def largest_norm(rows: np.ndarray) -> float:
+    """max_n ||rows[n]|| of float32 ``[N, d]`` rows, computed in float64 (0 for no rows)."""
+    if rows.size == 0:
+        return 0.0
+    return float(np.sqrt(np.einsum("nd,nd->n", rows, rows, dtype=np.float64).max()))
+
+
+def _require_float32_scores(queries: np.ndarray, corpus_norm: float) -> None:
+    """The tiled kernel scores in float32: |q . x| <= ||q|| ||x|| must stay well inside it."""
+    bound = largest_norm(queries) * corpus_norm
+    if not bound <= _MAX_FLOAT32_SCORE:
+        raise ValueError(
+            f"queries and corpus are too large for float32 scores: max ||q|| * max ||x|| = {bound:.6g} "
+            f"> {_MAX_FLOAT32_SCORE:.6g}; scale the embeddings down (cosine retrieval uses unit rows)"
+        )
 
 
 def _check_k(k: int) -> int:
@@ -136,10 +159,12 @@ def pool_ndcg(
 def _pool_scores_dense(queries: np.ndarray, corpus: np.ndarray, pools: np.ndarray, query_pool: np.ndarray) -> np.ndarray:
     """float64 ``[C, P]``: each query against its own pool, one matmul per distinct pool."""
     out = np.zeros((len(queries), pools.shape[1]), dtype=np.float64)
+    if corpus.shape[0] == 0:  # every pool item is padding then (the core rejects any other)
+        return out
     for pool in np.unique(query_pool):
         rows = np.flatnonzero(query_pool == pool)
         items = pools[pool]
-        out[rows] = queries[rows] @ corpus[np.clip(items, 0, max(len(corpus) - 1, 0))].T
+        out[rows] = queries[rows] @ corpus[np.clip(items, 0, len(corpus) - 1)].T
     return out
 
 
@@ -215,6 +240,7 @@ def pool_ndcg_dense(
         out = screened.pool_ndcg(q, np.ascontiguousarray(pools[owner]), np.ascontiguousarray(rel[owner]), k, gain)
         if out is not None:
             return like_inputs(out, *inputs)
+    _require_float32_scores(q, prepared.largest_norm if prepared else largest_norm(x))
     out = np.zeros(q.shape[0], dtype=np.float64)
     for start in range(0, q.shape[0], _MAX_QUERIES_PER_PASS):
         block = slice(start, start + _MAX_QUERIES_PER_PASS)

@@ -28,6 +28,7 @@ from ospo_fast.types import Kernel
 if TYPE_CHECKING:
     import torch
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 INPUT_NAMES = ("n_segments", "coalition_offsets", "coalitions", "values", "segment_spans", "token_offsets",
                "token_mask", "answer_mask", "advantages")
 
@@ -58,6 +59,13 @@ def checked_batch(device: torch.device, *arrays: Any) -> dict[str, torch.Tensor]
     start, end = batch["coalitions"][:, 0].long(), batch["coalitions"][:, 1].long()
     require(not bool(((start < 0) | (start > end) | (end > n[owner])).any()),
             "coalitions must be windows (start, end) with 0 <= start <= end <= the response's segments")
+    # The kernels hold values and advantages in float32: both must survive the conversion,
+    # and A_t = T p_t Â (p_t <= 1) must stay finite there.
+    require(bool(torch.isfinite(batch["values"]).all()),
+            f"values must be finite in float32 (|v| <= {FLOAT32_MAX:.6g}) for the GPU kernels")
+    limit = FLOAT32_MAX / max(token_shape[1], 1)
+    require(bool((batch["advantages"].abs() <= limit).all()),
+            f"advantages must satisfy |x| <= {limit:.6g} (A_t = T p_t Â over T = {token_shape[1]} tokens in float32)")
     return batch
 
 

@@ -35,6 +35,7 @@ which is always correct, only slower.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ospo_fast.ops import pack_gpu
-from ospo_fast.ops.arrays import as_bool, as_int
+from ospo_fast.ops.arrays import as_bool, as_int, as_pairs
 from ospo_fast.ops.device import like_inputs, to_numpy
 from ospo_fast.ops.dispatch import resolve_backend, work_device
 from ospo_fast.ops.native import core
@@ -107,12 +108,25 @@ def packs_like_joined_text(tokenizer: Any) -> bool:
     return list(framing[0]) == [cls, sep] and list(framing[1]) == [cls, *bare, sep]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` with every surrogate code point replaced by U+FFFD, one for one.
+
+    A Python str may hold lone surrogates (decoded with ``surrogateescape``, or sliced
+    from a model's output); tokenizers take only valid Unicode and reject the whole
+    batch over one. Replacing them keeps every other character, and every offset.
+    """
+    return [_SURROGATE.sub("\ufffd", text) for text in texts]
+
+
 def tokenize_segments(tokenizer: Any, segments: Sequence[Sequence[str]]) -> SegmentTokens:
     """Tokenize every segment of every response once, without special tokens.
 
     ``segments[b]`` is response b's segment texts in order.
     """
-    flat = [text for response in segments for text in response]
+    flat = encodable_texts([text for response in segments for text in response])
     per_segment = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
     lengths = np.fromiter((len(ids) for ids in per_segment), dtype=np.int64, count=len(per_segment))
     token_offsets = np.zeros(len(flat) + 1, dtype=np.int64)
@@ -241,7 +255,7 @@ def pack_query_windows(
     if kernel != "cpu":
         return like_inputs(pack_gpu.pack_windows(kernel, work_device(kernel, *arrays), *arrays, **options), *arrays)
     cpu_tokens, offsets = _on_cpu(tokens, coalition_offsets)
-    windows = as_int("coalitions", to_numpy(coalitions), np.int32).reshape(-1, 2)
+    windows = as_pairs("coalitions", to_numpy(coalitions), np.int32)
     if core is not None and hasattr(core, "pack_query_windows"):
         packed = core.pack_query_windows(
             cpu_tokens.token_ids, cpu_tokens.token_offsets, cpu_tokens.segment_offsets, offsets, windows, **options
@@ -338,7 +352,9 @@ def _tokenize_joined(
     if not texts:
         width = _width(0, pad_to)
         return np.zeros((0, width), dtype=np.int64), np.zeros((0, width), dtype=np.int64)
-    encoded = tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="np")
+    encoded = tokenizer(
+        encodable_texts(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="np"
+    )
     width = _width(encoded["input_ids"].shape[1], pad_to)
     extra = ((0, 0), (0, width - encoded["input_ids"].shape[1]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

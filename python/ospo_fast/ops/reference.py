@@ -22,6 +22,48 @@ import numpy as np
 from ospo_fast.types import AdvantageScale, GainMode, RedistributionMode, check_choice
 
 _MASK64 = (1 << 64) - 1
+_MAX_DOUBLE = float(np.finfo(np.float64).max)
+# Bounds that keep every sum an op forms finite (the core checks the same ones,
+# csrc/bindings/checks.h): coalition values enter differences and weighted sums of
+# differences, phi convex combinations, an advantage A_t = T p_t Â.
+MAX_COALITION_VALUE = _MAX_DOUBLE / 4.0
+MAX_PHI = 0.75 * _MAX_DOUBLE
+
+
+def require_magnitude(name: str, values: np.ndarray, limit: float, why: str) -> None:
+    """ValueError naming ``name`` unless every ``|x| <= limit``."""
+    flat = np.abs(np.asarray(values, dtype=np.float64)).reshape(-1)
+    bad = np.flatnonzero(~(flat <= limit))
+    if bad.size:
+        raise ValueError(
+            f"{name} must satisfy |x| <= {limit:.6g} ({why}), got {np.asarray(values).reshape(-1)[bad[0]]:.6g} "
+            f"at flat index {bad[0]}"
+        )
+
+
+def advantage_limit(n_tokens: int) -> float:
+    """Largest |Â| of a row of ``n_tokens`` tokens: A_t = T p_t Â with p_t <= 1 stays finite."""
+    return _MAX_DOUBLE / max(n_tokens, 1)
+
+
+def require_gains_fit(name: str, relevance: np.ndarray, gain: GainMode, items: np.ndarray | None = None) -> None:
+    """ValueError naming ``name`` when a row's gains reach DBL_MAX / (2 · row length):
+    its DCG could overflow. Entries with ``items`` -1 are padding and not checked."""
+    relevance = np.asarray(relevance, dtype=np.float64)
+    if relevance.size == 0:
+        return
+    rows = relevance.reshape(-1, relevance.shape[-1])
+    limit = _MAX_DOUBLE / (2.0 * max(rows.shape[1], 1))
+    with np.errstate(over="ignore"):
+        too_large = ~(np.abs(gain_of(rows, gain)) <= limit)
+    if items is not None:
+        too_large &= np.asarray(items).reshape(rows.shape) >= 0
+    if too_large.any():
+        row, column = np.argwhere(too_large)[0]
+        raise ValueError(
+            f"{name} row {row} holds {rows[row, column]:.6g}, whose gain is past {limit:.6g} "
+            f"(DBL_MAX / (2 * {rows.shape[1]}), so that its DCG stays finite)"
+        )
 
 
 # ----------------------------------------------------------------------------- RNG
@@ -163,6 +205,7 @@ def owen_values(n_segments: int, coalitions: np.ndarray, values: np.ndarray) -> 
     ``i ∉ S`` whose union with ``i`` is also a row. ``coalitions`` is ``[K, 2]`` windows
     or a bool mask ``[K, n]``; ``values`` is ``[K]``. Returns float64 ``[n]``.
     """
+    require_magnitude("values", values, MAX_COALITION_VALUE, "differences of coalition values must stay finite")
     coalitions = np.asarray(coalitions)
     masks = coalitions.astype(bool) if coalitions.dtype == bool else _window_masks(n_segments, coalitions)
     value_of = {m.tobytes(): float(v) for m, v in zip(masks, np.asarray(values, dtype=np.float64))}
@@ -205,6 +248,7 @@ def exact_shapley(values: np.ndarray) -> np.ndarray:
     ``values[m]`` is v(S) for the bitmask ``m`` (bit i = player i). Returns ``[n]``.
     """
     values = np.asarray(values, dtype=np.float64)
+    require_magnitude("values", values, MAX_COALITION_VALUE, "differences of coalition values must stay finite")
     n = int(round(math.log2(len(values))))
     masks = np.arange(len(values))
     sizes = np.array([bin(m).count("1") for m in masks])
@@ -226,6 +270,7 @@ def token_credit(segment_spans: np.ndarray, token_offsets: np.ndarray, phi: np.n
     get 0. ``segment_spans [n, 2]`` and ``token_offsets [T, 2]`` are half-open char
     spans. Returns float64 ``[T]``.
     """
+    require_magnitude("phi", phi, MAX_PHI, "token credit averages phi")
     spans = np.asarray(segment_spans, dtype=np.int64).reshape(-1, 2)
     tokens = np.asarray(token_offsets, dtype=np.int64).reshape(-1, 2)
     overlap = np.clip(
@@ -241,6 +286,22 @@ def token_credit(segment_spans: np.ndarray, token_offsets: np.ndarray, phi: np.n
     # bit: RANK mode is sensitive to ties in the credit.
     credit = (weights * np.asarray(phi, dtype=np.float64).reshape(-1, 1)).sum(axis=0)
     return credit if len(spans) else np.zeros(len(tokens), dtype=np.float64)
+
+
+def min_max_scale(credit: np.ndarray) -> np.ndarray:
+    """Spec §6.2: credit into [0, 1], a constant sequence to 0.5 (``ospo::min_max_scale``).
+
+    Credits of both signs near ±DBL_MAX have a spread past float64; halving every term
+    is exact and keeps it finite, so their order (which RANK reads) survives.
+    """
+    lowest, highest = credit.min(), credit.max()
+    with np.errstate(over="ignore"):
+        spread = highest - lowest
+    if spread == 0:
+        return np.full(len(credit), 0.5)
+    if np.isinf(spread):
+        return (0.5 * credit - 0.5 * lowest) / (0.5 * highest - 0.5 * lowest)
+    return (credit - lowest) / spread
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
@@ -276,14 +337,14 @@ def redistribute(
     """
     check_choice("mode", mode, RedistributionMode)
     credit = np.asarray(credit, dtype=np.float64)
+    require_magnitude("advantage", np.float64(advantage), advantage_limit(len(credit)),
+                      f"A_t = T p_t Â over T = {len(credit)} tokens must stay finite")
     answer = np.ones(len(credit), dtype=bool) if answer_mask is None else np.asarray(answer_mask, dtype=bool)
     result = np.full(len(credit), float(advantage), dtype=np.float64)
     n_answer = int(answer.sum())
     if n_answer == 0:
         return result
-    c = credit[answer]
-    spread = c.max() - c.min()
-    scaled = np.full(n_answer, 0.5) if spread == 0 else (c - c.min()) / spread
+    scaled = min_max_scale(credit[answer])
     prop = scaled / scaled.sum()
     if mode == "prop":
         weights = prop
@@ -311,6 +372,8 @@ def redistribute_batch(
     ``answer_mask`` defaults to ``token_mask``.
     """
     credit = np.asarray(credit, dtype=np.float64)
+    require_magnitude("advantages", advantages, advantage_limit(credit.shape[1]),
+                      "A_t = T p_t Â over a row of T tokens must stay finite")
     token_mask = np.asarray(token_mask, dtype=bool)
     answer_mask = token_mask if answer_mask is None else np.asarray(answer_mask, dtype=bool)
     out = np.zeros_like(credit)
@@ -329,14 +392,30 @@ def group_advantages(
 ) -> np.ndarray:
     """GRPO ``Â = (r − mean_group) / (std_group + eps)`` (``ospo::group_advantages``).
 
-    The std is unbiased, as ``torch.std``. ``scale="none"`` leaves out the division
-    (Dr. GRPO). ``rewards`` is ``[B]`` with consecutive groups of ``group_size``.
+    The std is unbiased, as ``torch.std``; a group of equal rewards gets 0, even with
+    ``eps = 0``. ``scale="none"`` leaves out the division (Dr. GRPO). ``rewards`` is
+    ``[B]`` with consecutive groups of ``group_size``. The same operations in the same
+    order as the core: each group in units of the power of two at or just below its
+    max |r| (exact, and nothing overflows), the mean as an offset from the group's first reward
+    (so equal rewards centre to exactly 0), sums left to right (``cumsum``).
     """
-    grouped = np.asarray(rewards, dtype=np.float64).reshape(-1, group_size)
-    centred = grouped - grouped.mean(axis=1, keepdims=True)
+    rewards = np.asarray(rewards, dtype=np.float64)
     if scale == "none":
-        return centred.reshape(-1)
-    return (centred / (grouped.std(axis=1, ddof=1, keepdims=True) + eps)).reshape(-1)
+        require_magnitude("rewards", rewards, _MAX_DOUBLE / 2.0, "centred rewards must stay finite")
+    if rewards.size == 0:  # no groups (numpy cannot shape [0, group_size] for a group_size near int64)
+        return rewards.copy()
+    grouped = rewards.reshape(-1, group_size)
+    _, exponent = np.frexp(np.abs(grouped).max(axis=1, keepdims=True))
+    unit = np.ldexp(1.0, exponent - 1)  # [G, 1] the power of two at or just below max |r|
+    scaled = grouped / unit
+    first = scaled[:, :1]
+    mean = first + np.cumsum(scaled - first, axis=1)[:, -1:] / group_size
+    centred = scaled - mean
+    if scale == "none":
+        return (centred * unit).reshape(-1)
+    with np.errstate(all="ignore"):  # eps / unit may overflow to inf: then Â is 0, as in the core
+        denominator = np.sqrt(np.cumsum(centred * centred, axis=1)[:, -1:] / (group_size - 1)) + eps / unit
+        return np.where(denominator > 0, centred / denominator, 0.0).reshape(-1)
 
 
 # ------------------------------------------------------------------ NDCG
@@ -363,6 +442,7 @@ def ndcg_at_k(scores: np.ndarray, relevance: np.ndarray, k: int, gain: GainMode 
     sorted descending and cut at k; IDCG 0 gives 0.
     """
     scores = np.asarray(scores)
+    require_gains_fit("relevance", relevance, gain)
     out = np.zeros(scores.shape[0], dtype=np.float64)
     for q in range(scores.shape[0]):
         gains = gain_of(relevance[q], gain)
@@ -392,13 +472,14 @@ def pool_ndcg(
     """
     scores = np.asarray(scores)
     pool_items = np.asarray(pool_items, dtype=np.int64)
+    require_gains_fit("pool_relevance", pool_relevance, gain, pool_items)
     out = np.zeros(scores.shape[0], dtype=np.float64)
     for q in range(scores.shape[0]):
         valid = pool_items[q] >= 0
         items = pool_items[q][valid]
         gains = gain_of(np.asarray(pool_relevance[q])[valid], gain)
         ideal = _ideal_dcg(gains, k)
-        if ideal == 0:
+        if ideal <= 0:  # no positive ideal gain (as ndcg_at_k and the core)
             continue
         ranks = global_ranks(scores[q], items)
         kept = np.flatnonzero(ranks < k)

@@ -37,9 +37,11 @@ def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
 
 def mrr_at_k(hits: np.ndarray, k: int) -> np.ndarray:
     """Reciprocal rank of the first hit in the top k: float64 ``[Q]``."""
-    top = hits[:, :k]  # [Q, k]
-    first = top.argmax(axis=1)  # [Q] 0 when there is no hit, masked below
-    return np.where(top.any(axis=1), 1.0 / (first + 1.0), 0.0)
+    top = hits[:, :k]  # [Q, k']
+    # A sentinel hit past the end: argmax is then defined for an empty ranking too.
+    with_sentinel = np.concatenate([top, np.ones((top.shape[0], 1), dtype=bool)], axis=1)  # [Q, k' + 1]
+    first = with_sentinel.argmax(axis=1)  # [Q]
+    return np.where(first < top.shape[1], 1.0 / (first + 1.0), 0.0)
 
 
 def average_precision_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:

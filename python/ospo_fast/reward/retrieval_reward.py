@@ -4,7 +4,10 @@ Only the text inside ``<answer>…</answer>`` is scored (:func:`extract_answer`)
 queries of a call are deduplicated as (text, pool) pairs, embedded in one batched
 encoder pass, and scored by one fused NDCG call with the global top-k rule: a pool item
 counts only when it ranks in the top k of the whole catalog. Empty or blank queries
-score 0 and are never encoded.
+score 0 and are never encoded. So does a query that ties every catalog row (BM25 junk
+that matches no catalog word, an all-zero embedding): it ranks nothing, and the tie rule
+would otherwise pay it for the pool items in the lowest rows
+(:mod:`ospo_fast.reward.degenerate_queries`).
 
 Where it runs: with ``device=None`` (the default) everything is numpy and the C++ core
 (the screened CPU kernel, an onnxruntime encoder). With a torch device, the corpus
@@ -28,8 +31,9 @@ import numpy as np
 from ospo_fast.ops.device import is_tensor, to_numpy
 from ospo_fast.ops.ndcg import PreparedCorpus, pool_ndcg, pool_ndcg_dense, prepare_corpus
 from ospo_fast.types import Backend, GainMode, RewardGain, check_choice
-from ospo_fast.reward.metrics import ranking_metrics
 from ospo_fast.reward.answer import extract_answer, is_blank
+from ospo_fast.reward.degenerate_queries import can_tie, dense_ties, lexical_ties, spread_directions
+from ospo_fast.reward.metrics import ranking_metrics
 from ospo_fast.reward.query_plan import QueryPlan, check_finite, plan_queries
 
 METRIC_CUTOFFS = (10, 20, 50, 100, 1000)
@@ -133,6 +137,7 @@ class RetrievalReward:
         self.device = resolve_torch_device(device)
         self.backend: Backend = backend
         self._prepared_corpus: PreparedCorpus | None = None  # packed on first use, like an index
+        self._spread_directions: tuple[np.ndarray | None] | None = None  # found on first use
 
     @property
     def prepared_corpus(self) -> PreparedCorpus:
@@ -142,6 +147,28 @@ class RetrievalReward:
         if self._prepared_corpus is None:
             self._prepared_corpus = prepare_corpus(self.retriever.corpus, device=self.device)
         return self._prepared_corpus
+
+    @property
+    def spread_directions(self) -> np.ndarray | None:
+        """The directions in which the corpus embeddings differ (``degenerate_queries``)."""
+        if self._spread_directions is None:
+            self._spread_directions = (spread_directions(np.asarray(self.retriever.corpus, dtype=np.float32)),)
+        return self._spread_directions[0]
+
+    def embeddings_tie(self, embeddings: Any) -> Any:
+        """bool ``[U]``: query embeddings ``[U, d]`` that tie every catalog row (numpy, or a
+        tensor on the embeddings' device)."""
+        if can_tie(self.retriever.n_items):
+            return dense_ties(embeddings, self.spread_directions)
+        if is_tensor(embeddings):
+            return embeddings.new_zeros(len(embeddings), dtype=bool)
+        return np.zeros(len(embeddings), dtype=bool)
+
+    def scores_tie(self, scores: np.ndarray) -> np.ndarray:
+        """bool ``[Q]``: rows of ``scores [Q, N]`` that tie every catalog row."""
+        if not can_tie(scores.shape[1]):
+            return np.zeros(scores.shape[0], dtype=bool)
+        return lexical_ties(scores)
 
     # ------------------------------------------------------------------ pools
 
@@ -236,14 +263,18 @@ class RetrievalReward:
             return embeddings.new_zeros(0) if is_tensor(embeddings) else np.zeros(0, dtype=np.float64)
         if is_tensor(embeddings):
             device = embeddings.device
-            queries = embeddings[on_device(device, plan.pair_text)]  # [C, d]
+            pair_text = on_device(device, plan.pair_text)
+            queries = embeddings[pair_text]  # [C, d]
             pool_arrays = [on_device(device, a) for a in (pools.items, pools.relevance, plan.pair_pool)]
         else:
-            queries = embeddings[plan.pair_text]  # [C, d]
+            pair_text = plan.pair_text
+            queries = embeddings[pair_text]  # [C, d]
             pool_arrays = [pools.items, pools.relevance, plan.pair_pool]
-        return pool_ndcg_dense(
+        values = pool_ndcg_dense(
             queries, self.prepared_corpus, *pool_arrays, self.k, self.core_gain, backend=self.backend
-        )
+        )  # [C]
+        tied = self.embeddings_tie(embeddings)[pair_text]  # [C]
+        return values.masked_fill(tied, 0.0) if is_tensor(values) else np.where(tied, 0.0, values)
 
     def _score_pairs_lexical(self, plan: QueryPlan, pools: Pools) -> tuple[np.ndarray, dict[str, float]]:
         # Pairs are sorted by text, so a block of texts owns a contiguous run of pairs.
@@ -251,17 +282,15 @@ class RetrievalReward:
         seconds = {"encode": 0.0, "ndcg": 0.0}
         for first in range(0, len(plan.texts), SCORE_BLOCK_ROWS):
             start = time.perf_counter()
-            scores = self.retriever.score(plan.texts[first : first + SCORE_BLOCK_ROWS])  # [rows, N]
+            scores = np.asarray(self.retriever.score(plan.texts[first : first + SCORE_BLOCK_ROWS]))  # [rows, N]
             scored = time.perf_counter()
             lo, hi = np.searchsorted(plan.pair_text, [first, first + SCORE_BLOCK_ROWS])
             pool_rows = plan.pair_pool[lo:hi]
-            values[lo:hi] = pool_ndcg(
-                scores[plan.pair_text[lo:hi] - first],
-                pools.items[pool_rows],
-                pools.relevance[pool_rows],
-                self.k,
-                self.core_gain,
+            text_rows = plan.pair_text[lo:hi] - first
+            ndcg = pool_ndcg(
+                scores[text_rows], pools.items[pool_rows], pools.relevance[pool_rows], self.k, self.core_gain
             )
+            values[lo:hi] = np.where(self.scores_tie(scores)[text_rows], 0.0, ndcg)
             seconds["encode"] += scored - start
             seconds["ndcg"] += time.perf_counter() - scored
         return values, seconds
@@ -281,24 +310,30 @@ class RetrievalReward:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _score_rows(self, texts: list[str]) -> np.ndarray:
-        """float32 ``[len(texts), N]`` similarity of each text to every catalog row."""
+    def _score_rows(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """float32 ``[len(texts), N]`` similarity of each text to every catalog row, and which
+        texts tie every row (bool ``[len(texts)]``)."""
         if self.dense:
-            return self.retriever.embed_queries(texts) @ self.retriever.corpus.T
-        return np.asarray(self.retriever.score(texts), dtype=np.float32)
+            embeddings = self.retriever.embed_queries(texts)  # [rows, d]
+            return embeddings @ self.retriever.corpus.T, self.embeddings_tie(embeddings)
+        scores = np.asarray(self.retriever.score(texts), dtype=np.float32)
+        return scores, self.scores_tie(scores)
 
     def _rank(self, answers: list[str], real: np.ndarray, pool_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Catalog top rows ``[B, depth]`` (-1 for blank answers) and global ranks of pool items ``[B, P]``.
 
         Ranking: score descending, ties to the lower catalog row (a stable sort of −score).
-        Padding and blank answers get rank int64 max, so they are never kept.
+        Padding, blank answers and answers that tie every catalog row get rank int64 max,
+        so they are never kept, and no top rows.
         """
         depth = min(max(METRIC_CUTOFFS), self.retriever.n_items)
         top = np.full((len(answers), depth), -1, dtype=np.int64)  # [B, depth]
         pool_rank = np.full(pool_items.shape, np.iinfo(np.int64).max, dtype=np.int64)  # [B, P]
         for first in range(0, len(real), SCORE_BLOCK_ROWS):
-            rows = real[first : first + SCORE_BLOCK_ROWS]
-            order = np.argsort(-self._score_rows([answers[b] for b in rows]), axis=1, kind="stable")  # [rows, N]
+            block = real[first : first + SCORE_BLOCK_ROWS]
+            scores, tied = self._score_rows([answers[b] for b in block])
+            rows = block[~tied]
+            order = np.argsort(-scores[~tied], axis=1, kind="stable")  # [rows, N]
             rank = np.empty_like(order)  # [rows, N] rank of each catalog row
             np.put_along_axis(rank, order, np.arange(order.shape[1])[None, :], axis=1)
             top[rows] = order[:, :depth]

@@ -9,6 +9,7 @@ naming the field when the config is built, never mid-run.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import typing
 from collections.abc import Mapping, Sequence
@@ -90,7 +91,9 @@ class TrainConfig:
         metadata=_help("retrievers the policy never trained on, for the retriever-shift test"),
     )
     k: int = field(default=1000, metadata=_help("global top-k cut of NDCG@pool (spec §2)"))
-    reward_gain: RewardGain = field(default="binary", metadata=_help("'binary' (exact = 1), 'graded' or 'exp'"))
+    reward_gain: RewardGain = field(
+        default="binary", metadata=_help("ESCI labels as gains: exact = 1 (binary), 3/2/1/0 (graded) or 2^g − 1 (exp)")
+    )
 
     # ------------------------------------------------------------------ rollouts
     prompts_per_step: int = field(default=2, metadata=_help("prompts per step and rank (B / G)"))
@@ -207,8 +210,12 @@ def _matches(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+INT64_RANGE = range(-(2**63), 2**63)
+
+
 def check_types(cfg: TrainConfig) -> None:
-    """Each field holds its declared type (a Literal field one of its values)."""
+    """Each field holds its declared type (a Literal field one of its values); numbers are
+    finite floats and ints that fit int64, the most the native core takes."""
     for name, hint in _hints().items():
         value = getattr(cfg, name)
         if not _matches(value, hint):
@@ -216,8 +223,20 @@ def check_types(cfg: TrainConfig) -> None:
                 choices = ", ".join(repr(c) for c in typing.get_args(hint))
                 raise ValueError(f"{name} must be one of {choices}; got {value!r}")
             raise ValueError(f"{name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+        if hint is int and value not in INT64_RANGE:
+            raise ValueError(f"{name} must fit in int64, got {value!r}")
         if hint is float:
-            object.__setattr__(cfg, name, float(value))
+            object.__setattr__(cfg, name, _finite_float(name, value))
+
+
+def _finite_float(name: str, value: float) -> float:
+    try:
+        number = float(value)
+    except OverflowError:  # an int past float64
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 def _at_least(cfg: TrainConfig, name: str, minimum: float, why: str = "") -> None:
@@ -259,6 +278,10 @@ def validate(cfg: TrainConfig) -> None:
                  "save_every", "credit_view_samples", "lora_layers", "epsilon_high", "beta", "weight_decay", "advantage_clip",
                  "max_grad_norm", "advantage_eps", "world_products", "world_train", "world_test"):
         _at_least(cfg, name, 0)
+    for name in ("seed", "world_seed"):
+        if not 0 <= getattr(cfg, name) < 2**32:
+            raise ValueError(f"{name} must be in [0, 2**32) (it seeds numpy, torch and the coalition draws), "
+                             f"got {getattr(cfg, name)}")
     if not 0 <= cfg.world_direct_hint_rate <= 1:
         raise ValueError(f"world_direct_hint_rate must be in [0, 1], got {cfg.world_direct_hint_rate}")
     # Both 0 is an evaluation-only run (the zero-shot baseline), so it must evaluate.
@@ -275,6 +298,36 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("lora_target_modules must name at least one module")
     if not cfg.model:
         raise ValueError("model must be a name or a path")
+    check_names_exist(cfg)
+
+
+def model_path_problem(model: str) -> str | None:
+    """Why ``model`` is a path to no model (None for the embedded model, a model folder, or
+    a model name, which is looked up when the run starts)."""
+    path = Path(model)
+    try:
+        path = path.expanduser()
+        exists, has_config = path.exists(), (path / "config.json").is_file()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, too long a name, "~nobody"
+        exists = has_config = False
+    looks_like_path = model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model or exists
+    if model == EMBEDDED_MODEL or not looks_like_path or has_config:
+        return None
+    return f"model {model!r} is a path, but {path / 'config.json'} does not exist (give a folder save_pretrained wrote)"
+
+
+def check_names_exist(cfg: TrainConfig) -> None:
+    """The retrievers and a model path must exist here, so a typo is named when the config is
+    built instead of surfacing as a model hub error when the run starts."""
+    from ospo_fast.reward.retrievers.factory import retriever_problem
+
+    for field_name, name in [("retriever", cfg.retriever)] + [("eval_retrievers", n) for n in cfg.eval_retrievers]:
+        problem = retriever_problem(name)
+        if problem is not None:
+            raise ValueError(f"{field_name}: {problem}")
+    problem = model_path_problem(cfg.model)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 # ------------------------------------------------------------------ loading

@@ -7,7 +7,13 @@ the same directory and moved into place with os.replace, so a crash leaves eithe
 old entry or none, never a partial one.
 
 Layout: `<cache_dir>/corpus/<key>.npy` (float32 [N, d]) and `<key>.json`
-({"model", "n", "dim", "catalog_sha256"}).
+({"model", "n", "dim", "catalog_sha256", "vectors_sha256"}).
+
+A cached entry is used only when its vectors match the sha256 stored beside them and
+are finite. Anything else (a truncated or bit-flipped file, rows reordered or swapped
+for another file of the same shape, a NaN) is recomputed and rewritten, with a
+RuntimeWarning naming the file: a bad entry never scores a run, and never needs
+deleting by hand.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
@@ -66,28 +73,66 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
-def load_corpus_embeddings(cache_dir: Path, model: str, catalog_hash: str, n: int) -> np.ndarray | None:
-    """The cached float32 [n, d] matrix, or None when absent or not matching its meta."""
+def vectors_sha256(vectors: np.ndarray) -> str:
+    """Digest of a float32 matrix's shape and C-order bytes."""
+    digest = hashlib.sha256(f"{vectors.dtype.str}{vectors.shape}".encode())
+    digest.update(np.ascontiguousarray(vectors).tobytes())
+    return digest.hexdigest()
+
+
+def _entry_paths(cache_dir: Path, model: str, catalog_hash: str) -> tuple[Path, Path]:
     stem = Path(cache_dir) / "corpus" / cache_key(model, catalog_hash)
+    return stem.with_suffix(".npy"), stem.with_suffix(".json")
+
+
+def load_corpus_embeddings(cache_dir: Path, model: str, catalog_hash: str, n: int) -> np.ndarray | None:
+    """The cached float32 [n, d] matrix, or None when there is no entry or it fails a check
+    (then with a RuntimeWarning that names the file and the check)."""
+    npy, meta_path = _entry_paths(cache_dir, model, catalog_hash)
+    if not npy.exists() and not meta_path.exists():
+        return None
+    problem = _entry_problem(npy, meta_path, model, catalog_hash, n)
+    if isinstance(problem, str):
+        warnings.warn(f"corpus embedding cache {npy}: {problem}; recomputing it", RuntimeWarning, stacklevel=3)
+        return None
+    return problem
+
+
+def _entry_problem(npy: Path, meta_path: Path, model: str, catalog_hash: str, n: int) -> np.ndarray | str:
+    """The entry's vectors, or what is wrong with it."""
     try:
-        meta = json.loads(stem.with_suffix(".json").read_text())
-        vectors = np.load(stem.with_suffix(".npy"), allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
+        meta = json.loads(meta_path.read_text())
+        # Memory-mapped first: a damaged header may claim any shape, and must not be allocated.
+        mapped = np.load(npy, mmap_mode="r", allow_pickle=False)
+    except Exception as error:  # a damaged file makes the readers raise anything, even tokenize.TokenError
+        return f"unreadable ({type(error).__name__}: {error})"
+    if not isinstance(meta, dict):
+        return f"{meta_path.name} is not a JSON object"
+    if mapped.dtype != np.float32 or mapped.shape != (n, meta.get("dim")):
+        return f"holds {mapped.dtype} {mapped.shape}, not float32 {(n, meta.get('dim'))}"
+    vectors = np.array(mapped)  # [n, d], read into memory
     expected = {"model": model, "n": n, "catalog_sha256": catalog_hash}
-    if any(meta.get(k) != v for k, v in expected.items()):
-        return None
-    if vectors.dtype != np.float32 or vectors.shape != (n, meta.get("dim")):
-        return None
+    wrong = [key for key, value in expected.items() if meta.get(key) != value]
+    if wrong:
+        return f"{meta_path.name} records {wrong[0]} = {meta.get(wrong[0])!r}, not {expected[wrong[0]]!r}"
+    if meta.get("vectors_sha256") != vectors_sha256(vectors):
+        return f"its vectors do not match the sha256 in {meta_path.name} (changed, reordered or corrupted)"
+    if not np.isfinite(vectors).all():
+        return "holds NaN or inf"
     return vectors
 
 
 def save_corpus_embeddings(cache_dir: Path, model: str, catalog_hash: str, vectors: np.ndarray) -> None:
-    """Store float32 [n, d] vectors; the .json is written last and marks the entry complete."""
-    stem = Path(cache_dir) / "corpus" / cache_key(model, catalog_hash)
-    meta = {"model": model, "n": int(vectors.shape[0]), "dim": int(vectors.shape[1]), "catalog_sha256": catalog_hash}
-    write_atomic(stem.with_suffix(".npy"), lambda handle: np.save(handle, vectors, allow_pickle=False))
-    write_atomic(stem.with_suffix(".json"), lambda handle: handle.write(json.dumps(meta, indent=1).encode()))
+    """Store float32 [n, d] vectors; the .json (with their digest) is written last and marks
+    the entry complete. Non-finite vectors are refused: an encoder that made them is broken."""
+    if not np.isfinite(vectors).all():
+        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))[:5].tolist()
+        raise FloatingPointError(f"encoder {model!r} produced NaN or inf embeddings for catalog rows {bad}")
+    npy, meta_path = _entry_paths(cache_dir, model, catalog_hash)
+    meta = {"model": model, "n": int(vectors.shape[0]), "dim": int(vectors.shape[1]), "catalog_sha256": catalog_hash,
+            "vectors_sha256": vectors_sha256(vectors)}
+    write_atomic(npy, lambda handle: np.save(handle, vectors, allow_pickle=False))
+    write_atomic(meta_path, lambda handle: handle.write(json.dumps(meta, indent=1).encode()))
 
 
 def cached_corpus_embeddings(
@@ -105,6 +150,6 @@ def cached_corpus_embeddings(
     cached = load_corpus_embeddings(root, encoder.name, catalog_hash, len(texts))
     if cached is not None and cached.shape[1] == encoder.dim:
         return cached
-    vectors = encoder.encode(texts, batch_size=batch_size, show_progress=show_progress)  # [N, d]
+    vectors = np.asarray(encoder.encode(texts, batch_size=batch_size, show_progress=show_progress))  # [N, d]
     save_corpus_embeddings(root, encoder.name, catalog_hash, vectors)
     return vectors

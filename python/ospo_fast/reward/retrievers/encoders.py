@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
+from ospo_fast.ops.packing import encodable_texts
+
 if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
@@ -162,7 +164,7 @@ def encode_length_sorted(
         out = torch.empty((len(items), dim), dtype=torch.float32, device=device)  # [n, d]
     if not items:
         return out
-    token_rows = tokenizer(items, truncation=True, max_length=max_length)["input_ids"]
+    token_rows = tokenizer(encodable_texts(items), truncation=True, max_length=max_length)["input_ids"]
     lengths = np.fromiter((len(r) for r in token_rows), dtype=np.int64, count=len(items))
     # Longest first: the peak memory of the run shows up in the first batch.
     order = np.argsort(-lengths, kind="stable")  # [n]

@@ -4,7 +4,8 @@
 (``backend="onnx"``, the same numerics to 1e-5, faster on a CPU);
 ``"paraphrase-minilm-l3"`` is the unseen retriever of the shift test (ONNX);
 ``"bm25"`` is lexical. Any other name or path is loaded as a sentence-transformers model
-from local files.
+from local files; a name that is none of these, no folder and not in the local model
+cache raises ValueError listing what exists, before any model hub is asked.
 """
 
 from __future__ import annotations
@@ -22,8 +23,20 @@ from ospo_fast.reward.retrievers.encoders import (
 )
 from ospo_fast.reward.retrievers.fast_minilm import onnx_from_sentence_transformer
 from ospo_fast.reward.retrievers.index import DenseRetriever, Retriever
-from ospo_fast.reward.retrievers.models import load_sentence_transformer, minilm_name, minilm_path
+from ospo_fast.reward.retrievers.models import is_local_model, load_sentence_transformer, minilm_name, minilm_path
 from ospo_fast.reward.retrievers.onnx_encoder import load_paraphrase_minilm_l3
+
+
+ENCODER_NAMES = ("minilm", "paraphrase-minilm-l3")
+RETRIEVER_NAMES = (*ENCODER_NAMES, "bm25")
+
+
+def retriever_problem(name: str) -> str | None:
+    """Why ``name`` names no retriever this machine has (None when it does)."""
+    if name in RETRIEVER_NAMES or is_local_model(name):
+        return None
+    return (f"{name!r} is not one of {', '.join(map(repr, RETRIEVER_NAMES))}, not a model folder, and not a "
+            "sentence-transformers model in the local cache (runs never download models)")
 
 
 def load_encoder(
@@ -47,6 +60,10 @@ def load_encoder(
         return load_paraphrase_minilm_l3(device=device)
     if name == "minilm":
         encoder = SentenceTransformerEncoder(load_sentence_transformer(minilm_path(), device), name=minilm_name())
+    elif name == "bm25":
+        raise ValueError("name 'bm25' is the lexical retriever, not an encoder: use build_retriever")
+    elif (problem := retriever_problem(name)) is not None:
+        raise ValueError(f"encoder name {problem}")
     else:
         # A local path is named by its absolute form so the cache key does not hang on the cwd.
         stable_name = str(Path(name).resolve()) if Path(name).exists() else name

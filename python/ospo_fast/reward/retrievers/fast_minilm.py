@@ -6,7 +6,10 @@ encoder to 1e-5, and onnxruntime is the faster of the two on CPU. The export nee
 `onnx` package (torch's exporter imports it).
 
 The exported file is keyed by a sha256 of the model's config and weights, so a model
-changed in place is exported again rather than served stale.
+changed in place is exported again rather than served stale, and its name ends with a
+sha256 of its own bytes, checked on every load: a truncated or bit-flipped export (which
+onnxruntime may load without complaint, and embed wrongly) is exported again, with a
+RuntimeWarning naming the file.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ TOKEN_OUTPUT = "token_embeddings"
 OPSET = 17
 # An exported graph must reproduce torch this closely on a padded probe batch, else it is rejected.
 EXPORT_TOLERANCE = 1e-4
+# Hex digits of the export's own sha256 in its file name.
+DIGEST_CHARS = 16
 
 
 def check_onnx_exportable(encoder: SentenceTransformerEncoder) -> None:
@@ -124,14 +129,29 @@ def onnx_from_sentence_transformer(
     check_onnx_exportable(encoder)
     root = default_cache_dir() if cache_dir is None else Path(cache_dir)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder.name)[-48:]
-    path = root / "onnx" / f"{slug}-{weights_sha256(encoder)[:24]}.onnx"
-    if path.is_file():
-        return onnx_encoder_for(encoder, path)
+    stem = f"{slug}-{weights_sha256(encoder)[:24]}"
+    cached = verified_export(root / "onnx", stem)
+    if cached is not None:
+        return onnx_encoder_for(encoder, cached)
     model_bytes = export_transformer(encoder)
     onnx_encoder = onnx_encoder_for(encoder, model_bytes)
     check_export(encoder, onnx_encoder)
-    write_atomic(path, lambda handle: handle.write(model_bytes))
+    digest = hashlib.sha256(model_bytes).hexdigest()[:DIGEST_CHARS]
+    write_atomic(root / "onnx" / f"{stem}-{digest}.onnx", lambda handle: handle.write(model_bytes))
     return onnx_encoder
+
+
+def verified_export(folder: Path, stem: str) -> bytes | None:
+    """The bytes of the export ``<stem>-<digest>.onnx`` whose sha256 starts with its digest,
+    or None. Any other export of ``stem`` is deleted with a warning naming it."""
+    for path in sorted(folder.glob(f"{stem}-*.onnx")):
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest()[:DIGEST_CHARS] == path.stem.removeprefix(f"{stem}-"):
+            return data
+        warnings.warn(f"ONNX export {path} does not match the sha256 in its name (truncated or corrupted); "
+                      "exporting again", RuntimeWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+    return None
 
 
 def onnx_encoder_for(encoder: SentenceTransformerEncoder, onnx_model: Path | bytes) -> OnnxEncoder:

@@ -39,6 +39,29 @@ def minilm_name() -> str:
     return f"{MINILM_NAME}@{Path(override).resolve()}" if override else MINILM_NAME
 
 
+def is_local_model(name_or_path: str) -> bool:
+    """True when sentence-transformers can load ``name_or_path`` without a model hub: a
+    model folder (modules.json or config.json), or a model already in the local cache (a
+    bare name as sentence-transformers reads it, ``sentence-transformers/<name>``, too)."""
+    try:
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            return (path / "modules.json").is_file() or (path / "config.json").is_file()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, too long a name, "~nobody"
+        return False
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    candidates = [name_or_path] if "/" in name_or_path else [name_or_path, f"sentence-transformers/{name_or_path}"]
+    for repo_id in candidates:
+        try:
+            if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+                return True
+        except HFValidationError:  # not a valid model id at all
+            continue
+    return False
+
+
 def load_sentence_transformer(name_or_path: str | Path, device: str | None) -> SentenceTransformer:
     # Models load from local files only: a run never reaches a model hub.
     os.environ["HF_HUB_OFFLINE"] = "1"
