@@ -1,9 +1,10 @@
-"""TRL and verl adapters: per-token OSPO advantages on trainer-shaped batches.
+"""TRL and verl adapters on trainer-shaped batches, with neither trainer imported.
 
-Neither TRL nor verl is installed here. The adapters' maths runs on batches shaped as
-TRL's ``_generate_and_score_completions`` output and verl's DataProto fields; the
-trainer class and the registry call run against small stand-ins of TRL's
-``GRPOTrainer`` and verl's ``register_adv_est`` (named as test doubles below).
+The adapters' maths runs on batches shaped as TRL's ``_generate_and_score_completions``
+output and as verl's padded TransferQueue fields; the TRL subclass also runs on a small
+stand-in of ``GRPOTrainer`` (named as a test double below), for the branches the real
+two-step run (tests/test_trl_real.py) does not reach: evaluation batches, ``env_mask``,
+old TRL versions. The real verl code paths are in tests/test_verl_real.py.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 import sys
 import types
 from collections import defaultdict
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-
 from ospo_fast.attribution import OwenConfig, decode_completions, step_seed, step_token_advantages
 from ospo_fast.attribution.coalition_values import CoalitionEvaluator
-from ospo_fast.integrations import check_ospo_setup
+from ospo_fast.integrations import advantage_metrics, check_ospo_setup
 from ospo_fast.integrations import trl as trl_adapter
 from ospo_fast.integrations import verl as verl_adapter
 from ospo_fast.reward import RetrievalReward, extract_answer
@@ -132,7 +133,13 @@ def overlapping(offsets: np.ndarray, start: int, end: int) -> np.ndarray:
 
 def row_means(advantages: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     m = mask.double()
-    return ((advantages.double() * m).sum(1) / m.sum(1)).numpy()
+    return ((torch.as_tensor(advantages).double() * m).sum(1) / m.sum(1)).numpy()
+
+
+def trl_step(tokenizer, output: dict, mode: str = "prop", evaluator=None, seed: int = 0):  # noqa: ANN001, ANN201
+    return trl_adapter.trl_token_advantages(
+        output, rows(), tokenizer, [tokenizer.eos_token_id], evaluator or KeywordEvaluator(), OWEN, mode, seed=seed
+    )
 
 
 # ------------------------------------------------------------------ shared maths
@@ -141,9 +148,7 @@ def row_means(advantages: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
 @pytest.mark.parametrize("mode", MODES)
 def test_trl_batch_advantages_keep_each_rows_mean(tokenizer, mode):
     output = trl_output(tokenizer)
-    adv = trl_adapter.trl_token_advantages(
-        output, rows(), tokenizer, [tokenizer.eos_token_id], KeywordEvaluator(), OWEN, mode, seed=0
-    )
+    adv = trl_step(tokenizer, output, mode).token_advantages
     assert adv.shape == output["completion_ids"].shape and adv.dtype == torch.float32
     np.testing.assert_allclose(row_means(adv, output["completion_mask"]), GROUP_ADVANTAGES, atol=1e-6)
     assert (adv[output["completion_mask"] == 0] == 0).all()
@@ -152,9 +157,7 @@ def test_trl_batch_advantages_keep_each_rows_mean(tokenizer, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_tokens_outside_the_answer_get_the_group_advantage(tokenizer, mode):
     output = trl_output(tokenizer)
-    adv = trl_adapter.trl_token_advantages(
-        output, rows(), tokenizer, [tokenizer.eos_token_id], KeywordEvaluator(), OWEN, mode, seed=0
-    ).numpy()
+    adv = trl_step(tokenizer, output, mode).token_advantages.numpy()
     texts, offsets = token_spans(tokenizer, output)
     for b, text in enumerate(texts):
         answer, start = extract_answer(text)
@@ -165,9 +168,7 @@ def test_tokens_outside_the_answer_get_the_group_advantage(tokenizer, mode):
 
 def test_keyword_tokens_carry_the_credit(tokenizer):
     output = trl_output(tokenizer)
-    adv = trl_adapter.trl_token_advantages(
-        output, rows(), tokenizer, [tokenizer.eos_token_id], KeywordEvaluator(), OWEN, "prop", seed=0
-    ).numpy()
+    adv = trl_step(tokenizer, output).token_advantages.numpy()
     texts, offsets = token_spans(tokenizer, output)
     answer, start = extract_answer(texts[0])
     assert answer == "red wool winter coat"
@@ -183,7 +184,7 @@ def test_keyword_tokens_carry_the_credit(tokenizer):
 def test_rows_with_zero_advantage_are_not_attributed(tokenizer):
     output = trl_output(tokenizer, advantages=[1.0, 0.0, 0.0, -1.0])
     evaluator = KeywordEvaluator()
-    adv = trl_adapter.trl_token_advantages(output, rows(), tokenizer, [tokenizer.eos_token_id], evaluator, OWEN, seed=0)
+    adv = trl_step(tokenizer, output, evaluator=evaluator).token_advantages
     assert evaluator.seen == [["red wool winter coat", ""]]
     assert (adv[1:3] == 0).all()
 
@@ -198,6 +199,19 @@ def test_real_retrieval_evaluator_keeps_the_mean(tokenizer, reward):
     means = row_means(torch.from_numpy(adv), output["completion_mask"])
     np.testing.assert_allclose(means, GROUP_ADVANTAGES, atol=1e-12)
     assert not np.allclose(adv[0][mask[0]], GROUP_ADVANTAGES[0])  # the answer's words did not all help alike
+
+
+def test_advantage_metrics_name_the_spread_and_the_answer_share(tokenizer):
+    output = trl_output(tokenizer)
+    step = trl_step(tokenizer, output)
+    metrics = advantage_metrics(step, output["completion_mask"])
+    assert set(metrics) == {"ospo/within_row_adv_std", "ospo/answer_token_adv_std", "ospo/answer_token_share",
+                            "ospo/coalitions"}
+    mask = output["completion_mask"].bool().numpy()
+    assert metrics["ospo/answer_token_share"] == pytest.approx(step.answer_mask[mask].mean())
+    assert metrics["ospo/within_row_adv_std"] > 0 and metrics["ospo/coalitions"] == step.n_coalitions > 0
+    flat = advantage_metrics(trl_step(tokenizer, trl_output(tokenizer, advantages=[0.0] * 4)), mask)
+    assert flat["ospo/within_row_adv_std"] == 0.0 and flat["ospo/coalitions"] == 0.0
 
 
 def test_step_seed_differs_by_step_and_rank_and_repeats():
@@ -283,16 +297,46 @@ def test_trl_batch_bad_inputs(tokenizer):
         call(output, [{k: v for k, v in r.items() if k != "pool_relevance"} for r in rows()])
 
 
+def test_row_statistics_give_each_completion_its_spread_and_answer_share(tokenizer):
+    output = trl_output(tokenizer)
+    step = trl_step(tokenizer, output)
+    stats = trl_adapter.row_statistics(step, output["completion_mask"])
+    assert tuple(stats) == trl_adapter.TABLE_COLUMNS
+    mask = output["completion_mask"].bool().numpy()
+    adv = step.token_advantages.double().numpy()
+    for b in range(len(COMPLETIONS)):
+        assert stats["ospo_adv_std"][b] == pytest.approx(adv[b, mask[b]].std())
+        assert stats["ospo_answer_share"][b] == pytest.approx(step.answer_mask[b, mask[b]].mean())
+
+
+def test_trl_settings_that_break_the_row_mean_are_refused():
+    with pytest.raises(ValueError, match="top_entropy_quantile = 1.0, got 0.2"):
+        trl_adapter.check_trl_settings({"args": SimpleNamespace(top_entropy_quantile=0.2)})
+    with pytest.raises(ValueError, match="tool calls"):
+        trl_adapter.check_trl_settings({"tools": [print]})
+    with pytest.raises(ValueError, match="tool calls"):
+        trl_adapter.check_trl_settings({"environment_factory": object})
+    trl_adapter.check_trl_settings({"args": None})
+    trl_adapter.check_trl_settings({"args": SimpleNamespace(top_entropy_quantile=1.0), "rollout_func": print})
+
+
 def stand_in_trl(version: str, output: dict) -> types.ModuleType:
     """Test double of the ``trl`` module: a GRPOTrainer with only what OSPOGRPOTrainer touches."""
 
     class GRPOTrainer:
-        def __init__(self, model=None, reward_funcs=None, *, processing_class=None, **kwargs):  # noqa: ANN001
+        # TRL 1.16's parameters, by name and order (OSPOGRPOTrainer binds its arguments to them).
+        def __init__(self, model, reward_funcs, args=None, train_dataset=None, eval_dataset=None,  # noqa: ANN001
+                     processing_class=None, reward_processing_classes=None, callbacks=None, optimizers=(None, None),
+                     quantization_config=None, peft_config=None, tools=None, rollout_func=None,
+                     environment_factory=None):
             self.processing_class = processing_class
             self.model = torch.nn.Linear(1, 1)  # .train() / .eval() switch the mode, as in TRL
             self.args = SimpleNamespace(seed=3)
             self.state = SimpleNamespace(global_step=5)
-            self.accelerator = SimpleNamespace(process_index=1, num_processes=2)
+            # One process that pretends to be rank 1 of 2: gather returns its own values.
+            self.accelerator = SimpleNamespace(process_index=1, num_processes=2, gather=lambda t: t)
+            self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+            self._logs = {"extra": defaultdict(list)}
 
         def _generate_and_score_completions(self, inputs):  # noqa: ANN001, ANN202
             return dict(output)
@@ -310,28 +354,39 @@ def fresh_trainer_class():
     trl_adapter.trainer_class.cache_clear()
 
 
-def test_trainer_replaces_training_advantages_only(tokenizer, monkeypatch, fresh_trainer_class):
+def test_trainer_replaces_training_advantages_and_logs_them(tokenizer, monkeypatch, fresh_trainer_class):
     output = trl_output(tokenizer)
     monkeypatch.setitem(sys.modules, "trl", stand_in_trl("1.16.0", output))
     trainer = trl_adapter.OSPOGRPOTrainer(
         "tiny-model", [], processing_class=tokenizer, evaluator=KeywordEvaluator(), owen_config=OWEN, mode="rank"
     )
     train = trainer._generate_and_score_completions(rows())
-    want = trl_adapter.trl_token_advantages(
-        output, rows(), tokenizer, [tokenizer.eos_token_id], KeywordEvaluator(), OWEN, "rank",
-        seed=step_seed(3, 5, 1, 2),
-    )
-    torch.testing.assert_close(train["advantages"], want)
+    want = trl_step(tokenizer, output, "rank", seed=step_seed(3, 5, 1, 2))
+    torch.testing.assert_close(train["advantages"], want.token_advantages)
+    metrics = advantage_metrics(want, output["completion_mask"])
+    assert {name: values[0] for name, values in trainer._metrics["train"].items()} == pytest.approx(metrics)
+    assert dict(trainer._logs["extra"]) == pytest.approx(trl_adapter.row_statistics(want, output["completion_mask"]))
     trainer.model.eval()
     assert trainer._generate_and_score_completions(rows())["advantages"].shape == (len(COMPLETIONS),)
+    n = len(COMPLETIONS)
+    assert all(list(column)[n:] == [None] * n for column in trainer._logs["extra"].values())
 
 
 def test_trainer_rejects_bad_settings(tokenizer, monkeypatch, fresh_trainer_class):
-    monkeypatch.setitem(sys.modules, "trl", stand_in_trl("1.16.0", trl_output(tokenizer)))
+    output = trl_output(tokenizer)
+    monkeypatch.setitem(sys.modules, "trl", stand_in_trl("1.16.0", output))
     with pytest.raises(ValueError, match="mode"):
         trl_adapter.OSPOGRPOTrainer("m", [], processing_class=tokenizer, evaluator=KeywordEvaluator(), mode="bad")
     with pytest.raises(ValueError, match="tool"):
         trl_adapter.OSPOGRPOTrainer("m", [], processing_class=tokenizer, evaluator=KeywordEvaluator(), tools=[print])
+    with pytest.raises(ValueError, match="top_entropy_quantile"):  # GRPOConfig passed by position, as TRL allows
+        trl_adapter.OSPOGRPOTrainer("m", [], SimpleNamespace(top_entropy_quantile=0.5), processing_class=tokenizer,
+                                    evaluator=KeywordEvaluator())
+    monkeypatch.setitem(sys.modules, "trl", stand_in_trl("1.16.0", output | {"tool_mask": output["completion_mask"]}))
+    trl_adapter.trainer_class.cache_clear()
+    trainer = trl_adapter.OSPOGRPOTrainer("m", [], processing_class=tokenizer, evaluator=KeywordEvaluator())
+    with pytest.raises(ValueError, match="env_mask"):
+        trainer._generate_and_score_completions(rows())
 
 
 def test_trainer_needs_a_recent_trl(tokenizer, monkeypatch, fresh_trainer_class):
@@ -345,151 +400,111 @@ def test_trainer_needs_a_recent_trl(tokenizer, monkeypatch, fresh_trainer_class)
         trl_adapter.NoSuchTrainer  # noqa: B018
 
 
-# ------------------------------------------------------------------ verl
+# ------------------------------------------------------------------ verl (no verl imported)
+
+VERL_SETTINGS = verl_adapter.OSPOSettings(world_dir="unused", owen=OWEN)
 
 
-def verl_grpo_scores(scores: np.ndarray, index: np.ndarray, epsilon: float, norm: bool) -> np.ndarray:
-    """verl's compute_grpo_outcome_advantage, as its loop reads (torch mean and unbiased std)."""
-    by_uid = defaultdict(list)
-    for s, uid in zip(scores, index):
-        by_uid[uid].append(torch.tensor(s, dtype=torch.float64))
-    one = torch.tensor(1.0, dtype=torch.float64)
-    stats = {uid: (0.0 * one, one) if len(v) == 1 else (torch.stack(v).mean(), torch.stack(v).std())
-             for uid, v in by_uid.items()}
-    out = [(s - stats[u][0]) / (stats[u][1] + epsilon) if norm else s - stats[u][0] for s, u in zip(scores, index)]
-    return np.array([float(x) for x in out])
-
-
-@pytest.mark.parametrize("norm", [True, False])
-def test_uid_groups_match_verl_grpo(norm):
-    rng = np.random.default_rng(0)
-    index = np.array(["b", "a", "b", "c", "a", "b", "a"], dtype=object)  # interleaved, sizes 3/3/1
-    scores = rng.random(len(index))
-    got = verl_adapter.uid_group_advantages(scores, index, epsilon=1e-6, norm_by_std=norm)
-    np.testing.assert_allclose(got, verl_grpo_scores(scores, index, 1e-6, norm), rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="index"):
-        verl_adapter.uid_group_advantages(scores, index[:3])
-
-
-def verl_data(tokenizer, rewards=(0.9, 0.2, 0.5, 0.0), uids=("u0", "u1", "u0", "u1")):  # noqa: ANN001, ANN201
-    """``(batch, non_tensor_batch, adv_kwargs)`` as verl's DataProto and compute_advantage hold them."""
+def verl_fields(tokenizer, advantages=GROUP_ADVANTAGES) -> dict:  # noqa: ANN001
+    """Padded TransferQueue fields after verl's outcome estimator: one Â per row over its response mask."""
     output = trl_output(tokenizer)
-    prompts, responses = output["prompt_ids"], output["completion_ids"]
-    response_mask = output["completion_mask"]  # [B, T]
-    token_level_rewards = torch.zeros(response_mask.shape)  # [B, T] score on the last response token
-    token_level_rewards[torch.arange(len(rewards)), response_mask.sum(1) - 1] = torch.tensor(rewards)
-    batch = {"prompts": prompts, "responses": responses,
-             "attention_mask": torch.cat([output["prompt_mask"], response_mask], dim=1)}
-    infos = np.array([{k: v for k, v in r.items() if k != "prompt"} for r in rows()], dtype=object)
-    non_tensor_batch = {"uid": np.array(uids, dtype=object), "extra_info": infos}
-    adv_kwargs = {"token_level_rewards": token_level_rewards, "response_mask": response_mask, "config": None,
-                  "index": non_tensor_batch["uid"], "non_tensor_batch": non_tensor_batch, "batch": batch}
-    return batch, non_tensor_batch, adv_kwargs
+    mask = output["completion_mask"]  # [B, T]
+    extra_infos = [{k: v for k, v in r.items() if k != "prompt"} | {"index": i} for i, r in enumerate(rows())]
+    return {"responses": output["completion_ids"], "response_mask": mask,
+            "advantages": torch.tensor(advantages, dtype=torch.float32)[:, None] * mask, "extra_info": extra_infos}
+
+
+def verl_step(tokenizer, fields: dict, settings=VERL_SETTINGS, seed: int = 0):  # noqa: ANN001, ANN201
+    return verl_adapter.verl_token_advantages(
+        fields["responses"], fields["response_mask"], fields["advantages"], fields["extra_info"], tokenizer,
+        [tokenizer.eos_token_id], KeywordEvaluator(), settings, seed=seed,
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_verl_estimator_spreads_grpo_advantages_over_tokens(tokenizer, mode):
-    batch, non_tensor_batch, adv_kwargs = verl_data(tokenizer)
-    estimator = verl_adapter.OSPOAdvantageEstimator(KeywordEvaluator(), OWEN, mode, tokenizer=tokenizer, seed=4)
-    advantages, returns = estimator(**adv_kwargs)
-    mask = adv_kwargs["response_mask"]
-    assert advantages.shape == mask.shape and advantages.dtype == torch.float32 and returns is advantages
-    assert (advantages[mask == 0] == 0).all()
-    scores = adv_kwargs["token_level_rewards"].sum(-1).double().numpy()
-    group_adv = verl_grpo_scores(scores, non_tensor_batch["uid"], 1e-6, True)
-    np.testing.assert_allclose(row_means(advantages, mask), group_adv, atol=1e-5)
-    texts, offsets = token_spans(tokenizer, trl_output(tokenizer))
-    answer, start = extract_answer(texts[0])
-    outside = mask[0].bool().numpy() & ~overlapping(offsets[0], start, start + len(answer))
-    np.testing.assert_array_equal(advantages[0].numpy()[outside], np.float32(group_adv[0]))
+def test_verl_fields_get_per_token_advantages_with_verls_row_means(tokenizer, mode):
+    fields = verl_fields(tokenizer)
+    step = verl_step(tokenizer, fields, replace(VERL_SETTINGS, mode=mode))
+    adv, mask = step.token_advantages, fields["response_mask"]
+    assert adv.shape == mask.shape and adv.dtype == torch.float32
+    np.testing.assert_allclose(row_means(adv, mask), GROUP_ADVANTAGES, atol=1e-6)
+    assert (adv[mask == 0] == 0).all()
+    torch.testing.assert_close(adv, trl_step(tokenizer, trl_output(tokenizer), mode).token_advantages)
 
 
-def test_verl_estimator_equals_the_pure_function_and_reads_config(tokenizer):
-    batch, non_tensor_batch, adv_kwargs = verl_data(tokenizer)
-    estimator = verl_adapter.OSPOAdvantageEstimator(KeywordEvaluator(), OWEN, tokenizer=tokenizer, seed=4)
-    got, _ = estimator(**(adv_kwargs | {"config": {"norm_adv_by_std_in_grpo": False}}))
-    texts, offsets = token_spans(tokenizer, trl_output(tokenizer))
-    want, _ = verl_adapter.compute_ospo_token_advantages(
-        adv_kwargs["token_level_rewards"], adv_kwargs["response_mask"], non_tensor_batch["uid"],
-        texts=texts, token_offsets=offsets, samples=list(non_tensor_batch["extra_info"]),
-        evaluator=KeywordEvaluator(), owen_config=OWEN, seed=step_seed(4, 0), norm_adv_by_std_in_grpo=False,
-    )
-    torch.testing.assert_close(got, want)
-    assert estimator.calls == 1
+def test_verl_row_advantages_read_one_value_per_row():
+    mask = torch.tensor([[1, 1, 0], [0, 0, 0], [1, 1, 1]])
+    adv = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]])
+    np.testing.assert_array_equal(verl_adapter.row_advantages(adv, mask), [0.5, 0.0, -1.0])
+    with pytest.raises(ValueError, match=r"vary along rows \[2\].*outcome estimator"):
+        verl_adapter.row_advantages(adv + torch.tensor([[0.0, 0, 0], [0, 0, 0], [0, 0.5, 0]]), mask)
+    with pytest.raises(ValueError, match=r"\[B, T\]"):
+        verl_adapter.row_advantages(adv[:, :2], mask)
 
 
-def test_verl_estimator_bad_inputs(tokenizer):
-    _, non_tensor_batch, adv_kwargs = verl_data(tokenizer)
-    estimator = verl_adapter.OSPOAdvantageEstimator(KeywordEvaluator(), OWEN, tokenizer=tokenizer)
-    stock_call = {k: adv_kwargs[k] for k in ("token_level_rewards", "response_mask", "config", "index")}
-    with pytest.raises(ValueError, match="'gdpo' only"):
-        estimator(**stock_call)
-    with pytest.raises(ValueError, match="needs index"):
-        estimator(**(adv_kwargs | {"index": None}))
-    with pytest.raises(ValueError, match="'responses'"):
-        estimator(**(adv_kwargs | {"batch": {k: v for k, v in adv_kwargs["batch"].items() if k != "responses"}}))
-    with pytest.raises(ValueError, match="'extra_info'"):
-        estimator(**(adv_kwargs | {"non_tensor_batch": {"uid": non_tensor_batch["uid"]}}))
-    infos = non_tensor_batch["extra_info"].copy()
+def test_verl_fields_bad_inputs(tokenizer):
+    fields = verl_fields(tokenizer)
+    with pytest.raises(ValueError, match="4 extra_info rows for 3"):
+        verl_step(tokenizer, fields | {name: fields[name][:3] for name in ("responses", "response_mask", "advantages")})
+    infos = list(fields["extra_info"])
     infos[2] = {"candidate_pool": ["p0"]}
-    with pytest.raises(ValueError, match="row 2 has no 'pool_relevance'"):
-        estimator(**(adv_kwargs | {"non_tensor_batch": non_tensor_batch | {"extra_info": infos}}))
-    holed = adv_kwargs["response_mask"].clone()
+    with pytest.raises(ValueError, match="extra_info of row 2 has no 'pool_relevance'"):
+        verl_step(tokenizer, fields | {"extra_info": infos})
+    with pytest.raises(ValueError, match="row 1 must be a dict"):
+        verl_step(tokenizer, fields | {"extra_info": [infos[0], None, infos[2], infos[3]]})
+    holed = fields["response_mask"].clone()
     holed[1, 2] = 0  # a tool turn masked inside the response
     with pytest.raises(ValueError, match=r"rows \[1\] have masked tokens inside"):
-        estimator(**(adv_kwargs | {"response_mask": holed}))
-    with pytest.raises(ValueError, match=r"must all be \[B, T\]"):
-        estimator(**(adv_kwargs | {"response_mask": adv_kwargs["response_mask"][:, :-1]}))
-    with pytest.raises(ValueError, match="mode"):
-        verl_adapter.OSPOAdvantageEstimator(KeywordEvaluator(), OWEN, "top", tokenizer=tokenizer)
+        verl_step(tokenizer, fields | {"response_mask": holed, "advantages": fields["advantages"] * holed})
 
 
-def test_verl_compute_score_reads_extra_info(reward):
-    compute_score = verl_adapter.make_compute_score(reward)
-    samples = rows()
-    got = [compute_score("ospo-world", c, s["answer"], {k: v for k, v in s.items() if k != "answer"})
-           for c, s in zip(COMPLETIONS, samples)]
-    assert all(isinstance(r, float) for r in got)
-    np.testing.assert_array_equal(got, reward(COMPLETIONS, samples))
-    with pytest.raises(ValueError, match="has no 'candidate_pool'"):
-        compute_score("ospo-world", "red coat", ["p0"], {"pool_relevance": [3]})
-    with pytest.raises(ValueError, match="must be a dict"):
-        compute_score("ospo-world", "red coat", ["p0"], None)
+def test_verl_settings_read_the_ospo_block():
+    settings = verl_adapter.OSPOSettings.from_config(
+        {"world_dir": "/data/world", "retriever": "bm25", "mode": "hybrid", "owen": {"w_max": 4, "segmenter": "word"}}
+    )
+    assert settings == verl_adapter.OSPOSettings(
+        world_dir="/data/world", retriever="bm25", mode="hybrid", owen=OwenConfig(w_max=4, segmenter="word")
+    )
+    hash(settings)  # one reward per settings and process (functools.cache)
+    with pytest.raises(ValueError, match="needs an 'ospo' block"):
+        verl_adapter.OSPOSettings.from_config(None)
+    with pytest.raises(ValueError, match=r"ospo\.w_max is not a setting"):
+        verl_adapter.OSPOSettings.from_config({"world_dir": "w", "w_max": 4})
+    with pytest.raises(ValueError, match=r"ospo\.owen\.width is not an OwenConfig field"):
+        verl_adapter.OSPOSettings.from_config({"world_dir": "w", "owen": {"width": 4}})
+    for bad, match in (({"world_dir": ""}, "world_dir"), ({"world_dir": "w", "k": 0}, "ospo.k"),
+                       ({"world_dir": "w", "mode": "top"}, "ospo.mode"), ({"world_dir": "w", "alpha": 2}, "alpha"),
+                       ({"world_dir": "w", "clip": -1}, "clip"), ({"world_dir": "w", "gain": "ndcg"}, "ospo.gain")):
+        with pytest.raises(ValueError, match=match):
+            verl_adapter.OSPOSettings.from_config(bad)
 
 
-def stand_in_verl(monkeypatch) -> dict:  # noqa: ANN001
-    """Test double of verl's core_algos registry (``register_adv_est`` refuses a second function under a name)."""
-    registry: dict = {}
-
-    def register_adv_est(name):  # noqa: ANN001, ANN202
-        def decorator(fn):  # noqa: ANN001, ANN202
-            if name in registry and registry[name] is not fn:
-                raise ValueError(f"Adv estimator {name} has already been registered")
-            registry[name] = fn
-            return fn
-
-        return decorator
-
-    core_algos = types.ModuleType("verl.trainer.ppo.core_algos")
-    core_algos.register_adv_est = register_adv_est
-    packages = {name: types.ModuleType(name) for name in ("verl", "verl.trainer", "verl.trainer.ppo")}
-    packages["verl.trainer.ppo"].core_algos = core_algos
-    for name, module in (packages | {"verl.trainer.ppo.core_algos": core_algos}).items():
-        monkeypatch.setitem(sys.modules, name, module)
-    return registry
+def test_verl_support_names_versions_modes_and_estimators():
+    for version in ("0.9.0", "0.9.1", "0.10.0.dev"):
+        verl_adapter.check_verl_version(version)
+    for version in ("0.8.0", "0.7.1", "0.11.0", "1.0.0"):
+        with pytest.raises(RuntimeError, match=f"supports verl 0.9.x, 0.10.x.*found verl {version}"):
+            verl_adapter.check_verl_version(version)
+    verl_adapter.check_trainer_mode(True, "ospo_sync")
+    with pytest.raises(ValueError, match="trainer.use_v1 is False"):
+        verl_adapter.check_trainer_mode(False, "ospo_sync")
+    for mode in ("sync", "colocate_async", "separate_async"):
+        with pytest.raises(ValueError, match=f"trainer_mode is '{mode}'.*trainer_mode=ospo_sync"):
+            verl_adapter.check_trainer_mode(True, mode)
+    for estimator in verl_adapter.OUTCOME_ESTIMATORS:
+        verl_adapter.check_estimator(estimator)
+    with pytest.raises(ValueError, match="'gae'.*outcome estimator"):
+        verl_adapter.check_estimator("gae")
 
 
-def test_register_puts_the_estimator_in_verls_registry(tokenizer, monkeypatch):
-    registry = stand_in_verl(monkeypatch)
-    estimator = verl_adapter.OSPOAdvantageEstimator(KeywordEvaluator(), OWEN, tokenizer=tokenizer)
-    assert verl_adapter.register_ospo_estimator(estimator) is estimator
-    assert registry == {"ospo": estimator}
-    with pytest.raises(TypeError, match="OSPOAdvantageEstimator"):
-        verl_adapter.register_ospo_estimator(print)
-
-
-def test_register_without_verl_says_how_to_get_it(tokenizer, monkeypatch):
-    monkeypatch.setitem(sys.modules, "verl", None)
-    estimator = verl_adapter.OSPOAdvantageEstimator(KeywordEvaluator(), OWEN, tokenizer=tokenizer)
-    with pytest.raises(ImportError, match="pip install verl"):
-        verl_adapter.register_ospo_estimator(estimator)
+def test_verl_dataset_rows_carry_the_pools_in_extra_info():
+    world_rows = [r | {"query_id": f"q{i}"} for i, r in enumerate(rows())]
+    got = verl_adapter.verl_dataset_rows(world_rows, "train")
+    assert [r["data_source"] for r in got] == [verl_adapter.DATA_SOURCE] * 4
+    assert got[1]["prompt"] == [{"role": "user", "content": "request 1"}]
+    assert got[1]["reward_model"] == {"style": "rule", "ground_truth": [POOLS[1][0]]}
+    assert got[1]["extra_info"] == {"split": "train", "index": 1, "query_id": "q1", "candidate_pool": POOLS[1],
+                                    "pool_relevance": RELEVANCE[1]}
+    assert verl_adapter.sample_of(got[1]["extra_info"])["candidate_pool"] == POOLS[1]
+    with pytest.raises(ValueError, match=r"rows\[0\] has no 'answer'"):
+        verl_adapter.verl_dataset_rows([{"prompt": "x", "query_id": "q"}], "train")

@@ -2,10 +2,11 @@
 
 Adapters for trainers live beside this file and import their trainer lazily:
 :mod:`ospo_fast.integrations.trl` (TRL's ``GRPOTrainer``) and
-:mod:`ospo_fast.integrations.verl` (verl). Both turn the trainer's own completions and
-GRPO ``Â`` into ``A [B, T]`` with :func:`ospo_fast.attribution.step_token_advantages`,
-the function the project's own trainer calls, so every trainer gets the same advantages
-for the same batch. This module holds the checks they share.
+:mod:`ospo_fast.integrations.verl` (verl's V1 trainer, as a verl plugin). Both turn the
+trainer's own completions and group advantage ``Â`` into ``A [B, T]`` with
+:func:`ospo_fast.attribution.step_token_advantages`, the function the project's own
+trainer calls, so every trainer gets the same advantages for the same batch. This
+module holds the checks and the log statistics they share.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ospo_fast.attribution.advantages import StepAdvantages
 from ospo_fast.attribution.config import OwenConfig
 from ospo_fast.types import RedistributionMode, check_choice
 
-__all__ = ["check_ospo_setup", "check_prefix_mask"]
+__all__ = ["advantage_metrics", "check_ospo_setup", "check_prefix_mask"]
 
 
 def check_ospo_setup(evaluator: Any, owen_config: Any, mode: str, alpha: float) -> None:
@@ -53,3 +55,14 @@ def check_prefix_mask(mask: np.ndarray, name: str) -> None:
             f"{name} rows {bad[:10].tolist()} have masked tokens inside the response; OSPO needs each row's "
             "tokens first and padding after (multi-turn tool masks are not supported)"
         )
+
+
+def advantage_metrics(step: StepAdvantages, token_mask: Any) -> dict[str, float]:
+    """A step's per-token advantage statistics under ``ospo/``, for a trainer's scalar logs.
+
+    ``within_row_adv_std`` (mean over rows of the std of ``A_t`` in the row; 0 when every
+    token got ``Â``), ``answer_token_adv_std``, ``answer_token_share`` (answer tokens /
+    real tokens) and ``coalitions`` (scored this step).
+    """
+    stats = {f"ospo/{name}": value for name, value in step.statistics(token_mask).items()}
+    return stats | {"ospo/coalitions": float(step.n_coalitions)}

@@ -12,7 +12,9 @@ Two pieces:
   ``_generate_and_score_completions``: TRL's own rewards and group advantages ``Â`` are
   kept, and each row is redistributed over its tokens with mean ``Â``. TRL's
   ``_compute_loss`` has consumed ``[B, T]`` advantages as they are since 0.26 (it
-  unsqueezes only a 1-D tensor), so the loss needs no override.
+  unsqueezes only a 1-D tensor), so the loss needs no override. Settings under which
+  TRL's loss would not see each row's mean ``Â`` are refused (:func:`check_trl_settings`),
+  and the per-token statistics go into TRL's metrics (``ospo/*``) and completion tables.
 
 TRL is imported only when :class:`OSPOGRPOTrainer` is first looked up; everything
 else here needs torch alone, and :func:`trl_token_advantages` is the whole OSPO step
@@ -22,14 +24,17 @@ on TRL-shaped tensors.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
-from ospo_fast.attribution.advantages import step_token_advantages
+from ospo_fast.attribution.advantages import StepAdvantages, step_token_advantages
 from ospo_fast.attribution.completions import decode_completions
 from ospo_fast.integrations import check_prefix_mask
+from ospo_fast.ops.device import to_numpy
 from ospo_fast.types import RedistributionMode
 
 if TYPE_CHECKING:
@@ -41,11 +46,17 @@ MIN_TRL_VERSION = "0.26"
 REQUIRED_COLUMNS = ("candidate_pool", "pool_relevance")
 PASSED_COLUMNS = ("candidate_pool", "pool_relevance", "answer", "query_id")
 
+# Per-completion columns OSPO adds to TRL's completion tables.
+TABLE_COLUMNS = ("ospo_adv_std", "ospo_answer_share")
+
 __all__ = [
     "MIN_TRL_VERSION",
     "OSPOGRPOTrainer",
+    "TABLE_COLUMNS",
+    "check_trl_settings",
     "completion_texts",
     "make_trl_reward",
+    "row_statistics",
     "samples_from_columns",
     "trl_token_advantages",
 ]
@@ -114,8 +125,8 @@ def trl_token_advantages(
     seed: int,
     alpha: float = 0.7,
     invert_negative: bool = False,
-) -> torch.Tensor:
-    """OSPO advantages of one TRL generation batch; float32 ``[B, T]`` on the batch's device.
+) -> StepAdvantages:
+    """OSPO advantages of one TRL generation batch; ``token_advantages`` float32 ``[B, T]`` on the batch's device.
 
     output  what ``GRPOTrainer._generate_and_score_completions`` returns: ``prompt_ids``,
             ``prompt_mask`` [B, P] left-padded; ``completion_ids``, ``completion_mask`` [B, T]
@@ -148,11 +159,40 @@ def trl_token_advantages(
     check_prefix_mask(completion_mask.cpu().numpy(), "completion_mask")
     mask = completion_mask.bool().cpu().numpy()  # [B, T]
     texts, token_offsets = decode_completions(tokenizer, completion_ids.cpu().numpy(), mask, eos_ids)
-    result = step_token_advantages(
+    return step_token_advantages(
         texts, token_offsets, mask, advantages.detach().double().cpu().numpy(), inputs, evaluator, owen_config,
         seed=seed, mode=mode, alpha=alpha, invert_negative=invert_negative, out_device=advantages.device,
     )
-    return result.token_advantages  # [B, T] float32
+
+
+def row_statistics(step: StepAdvantages, token_mask: Any) -> dict[str, list[float]]:
+    """Per completion: the std of its ``A_t`` and the share of its tokens in the answer (``TABLE_COLUMNS``)."""
+    values = np.asarray(to_numpy(step.token_advantages), dtype=np.float64)  # [B, T]
+    real = np.asarray(to_numpy(token_mask), dtype=bool)  # [B, T]
+    counts = np.maximum(real.sum(axis=1), 1)  # [B]
+    means = (values * real).sum(axis=1) / counts
+    spread = np.sqrt((((values - means[:, None]) ** 2) * real).sum(axis=1) / counts)
+    share = (step.answer_mask & real).sum(axis=1) / counts
+    return dict(zip(TABLE_COLUMNS, (spread.tolist(), share.tolist())))
+
+
+def check_trl_settings(arguments: Mapping[str, Any]) -> None:
+    """Refuse ``GRPOTrainer`` arguments under which TRL's loss would not see each row's mean ``Â``.
+
+    arguments  the ``GRPOTrainer.__init__`` arguments by name (``inspect.signature(...).bind``)
+    """
+    if arguments.get("tools") or arguments.get("environment_factory"):
+        raise ValueError(
+            "OSPOGRPOTrainer does not support tool calls (tools=, environment_factory=): tool output would be "
+            "scored as answer text, and TRL's loss masks it out of the rows OSPO keeps at mean Â"
+        )
+    args = arguments.get("args")
+    quantile = 1.0 if args is None else getattr(args, "top_entropy_quantile", 1.0)
+    if quantile < 1.0:
+        raise ValueError(
+            f"OSPOGRPOTrainer needs GRPOConfig.top_entropy_quantile = 1.0, got {quantile}: the entropy mask "
+            "drops low-entropy tokens from TRL's loss, so the tokens it trains on would no longer average to Â"
+        )
 
 
 def require_trl() -> Any:
@@ -178,12 +218,15 @@ def require_trl() -> Any:
 @functools.cache
 def trainer_class() -> type:
     """Build :class:`OSPOGRPOTrainer` on the installed TRL (once)."""
+    from accelerate.utils import gather_object
+
     from ospo_fast.attribution.completions import eos_token_ids
     from ospo_fast.attribution.config import OwenConfig
     from ospo_fast.attribution.seeds import step_seed
-    from ospo_fast.integrations import check_ospo_setup
+    from ospo_fast.integrations import advantage_metrics, check_ospo_setup
 
     trl = require_trl()
+    grpo_signature = inspect.signature(trl.GRPOTrainer.__init__)
 
     class OSPOGRPOTrainer(trl.GRPOTrainer):
         """``trl.GRPOTrainer`` with OSPO per-token advantages (spec §6).
@@ -197,6 +240,8 @@ def trainer_class() -> type:
         invert_negative  mirror the credit of rows with Â < 0 (spec §10 open question)
 
         Evaluation batches keep TRL's ``[B]`` advantages: OSPO changes only training (spec §6.6).
+        Refused: tool calling, ``top_entropy_quantile < 1`` (:func:`check_trl_settings`), and a
+        ``rollout_func`` that returns ``env_mask`` (found at the first batch).
         """
 
         def __init__(
@@ -211,10 +256,7 @@ def trainer_class() -> type:
         ) -> None:
             owen_config = OwenConfig() if owen_config is None else owen_config
             check_ospo_setup(evaluator, owen_config, mode, alpha)
-            if kwargs.get("tools") or kwargs.get("environment_factory"):
-                raise ValueError(
-                    "OSPOGRPOTrainer does not support tool calls: tool output would be scored as answer text"
-                )
+            check_trl_settings(grpo_signature.bind(self, *args, **kwargs).arguments)
             super().__init__(*args, **kwargs)
             self.ospo_evaluator = evaluator
             self.ospo_owen_config = owen_config
@@ -224,10 +266,18 @@ def trainer_class() -> type:
 
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
             output = super()._generate_and_score_completions(inputs)
+            if "tool_mask" in output:
+                raise ValueError(
+                    "rollout_func returned env_mask: TRL's loss would skip the environment's tokens while OSPO "
+                    "scores the whole completion as the policy's answer and keeps each row's mean Â over all "
+                    "its tokens; OSPOGRPOTrainer supports rollout_func without env_mask only"
+                )
             if not self.model.training:
+                # The tables' OSPO columns keep one value per logged completion.
+                self._log_table_columns(dict.fromkeys(TABLE_COLUMNS, [None] * len(inputs)))
                 return output
             tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
-            output["advantages"] = trl_token_advantages(
+            step = trl_token_advantages(
                 output,
                 inputs,
                 tokenizer,
@@ -240,7 +290,26 @@ def trainer_class() -> type:
                 alpha=self.ospo_alpha,
                 invert_negative=self.ospo_invert_negative,
             )
+            output["advantages"] = step.token_advantages  # [B, T]
+            self._log_ospo(step, output["completion_mask"])
             return output
+
+        def _log_ospo(self, step: StepAdvantages, completion_mask: torch.Tensor) -> None:
+            """Batch statistics into TRL's metrics (averaged over processes), per-row ones into its tables."""
+            metrics = advantage_metrics(step, completion_mask)
+            local = torch.tensor(list(metrics.values()), dtype=torch.float32, device=completion_mask.device)
+            averaged = self.accelerator.gather(local).view(-1, len(metrics)).mean(dim=0).tolist()
+            for name, value in zip(metrics, averaged):
+                self._metrics["train"][name].append(value)
+            self._log_table_columns(row_statistics(step, completion_mask))
+
+        def _log_table_columns(self, columns: Mapping[str, list[Any]]) -> None:
+            # TRL's completion tables take user columns from _logs["extra"] (TRL 1.x; older TRL has none).
+            extra = self._logs.get("extra")
+            if extra is None:
+                return
+            for column, values in columns.items():
+                extra[column].extend(gather_object(values))
 
     return OSPOGRPOTrainer
 
