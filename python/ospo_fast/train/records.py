@@ -1,4 +1,5 @@
-"""Run records: one JSON line per event in ``metrics.jsonl``, mirrored to TensorBoard.
+"""Run records: one JSON line per event in ``metrics.jsonl``, mirrored to TensorBoard,
+and the code a run ran (:func:`code_version`, for its summary).
 
 Each record has ``kind`` (``sft``, ``train`` or ``eval``), ``step`` and flat float
 metrics. TensorBoard is optional: it is used when ``torch.utils.tensorboard`` imports.
@@ -6,8 +7,10 @@ metrics. TensorBoard is optional: it is used when ``torch.utils.tensorboard`` im
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
+import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -72,3 +75,49 @@ def _tensorboard_writer(directory: Path) -> Any:
     except ImportError:
         return None
     return SummaryWriter(str(directory))
+
+
+def _git(package_dir: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=package_dir, capture_output=True, text=True, check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def _installed_version() -> str | None:
+    try:
+        return importlib.metadata.version("ospo_fast")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def code_version(package_dir: Path | None = None, working_dir: Path | None = None) -> dict[str, Any]:
+    """The package version, and the git commit of the code a run ran.
+
+    ``git_commit_of`` says where the commit comes from: ``"package"`` when the package is
+    ``python/ospo_fast`` of a git checkout (an editable install); else ``"working
+    directory"`` when the run starts inside an ospo_fast checkout (a plain ``pip install .``
+    from it, as ``scripts/install.sh`` does); else None. A copy installed inside some other
+    repository never reports that repository's commit. ``git_dirty``: tracked files differ
+    from the commit.
+    """
+    package = (package_dir or Path(__file__).resolve().parents[1]).resolve()
+    facts: dict[str, Any] = {
+        "ospo_fast_version": _installed_version(), "git_commit": None, "git_dirty": None, "git_commit_of": None,
+    }
+    for source, folder in (("package", package), ("working directory", (working_dir or Path.cwd()).resolve())):
+        top = _git(folder, "rev-parse", "--show-toplevel")
+        if top is None:
+            continue
+        checkout_package = Path(top) / "python" / "ospo_fast"
+        if source == "package" and checkout_package.resolve() != package:
+            continue
+        if source == "working directory" and not (checkout_package / "__init__.py").is_file():
+            continue
+        changed = _git(folder, "status", "--porcelain", "--untracked-files=no")
+        return facts | {
+            "git_commit": _git(folder, "rev-parse", "HEAD"), "git_dirty": None if changed is None else bool(changed),
+            "git_commit_of": source,
+        }
+    return facts

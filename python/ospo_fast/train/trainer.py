@@ -39,15 +39,16 @@ from ospo_fast.ops.grpo import group_advantages
 from ospo_fast.reward.retrieval_reward import RetrievalReward
 from ospo_fast.train import checkpoint as ckpt
 from ospo_fast.train.config import TrainConfig, config_to_toml
-from ospo_fast.train.credit_view import CreditSample, split_tokens, write_credit_view
-from ospo_fast.train.evaluate import evaluate_policy, text_statistics
+from ospo_fast.train.credit_view import CreditSample, pick_credit_rows, write_credit_view
+from ospo_fast.train.evaluate import evaluate_policy, per_query_records, text_statistics
 from ospo_fast.train.loss import ppo_clip_loss
-from ospo_fast.train.paired import paired_report, per_query_means, per_query_path, write_per_query
-from ospo_fast.train.plots import plot_run
+from ospo_fast.train.paired import PER_QUERY_DIR, paired_report, per_query_means, per_query_path, write_per_query
+from ospo_fast.train.plots import flat_panels, plot_run
 from ospo_fast.train.policy import (
     add_lora,
     chat_prompt,
     completion_logprobs,
+    describe_adapter,
     load_adapter_into,
     load_base_model,
     load_tokenizer,
@@ -55,12 +56,14 @@ from ospo_fast.train.policy import (
     policy_dtype,
     resolve_model,
 )
-from ospo_fast.train.records import METRICS_FILE, MetricsLog, read_records, records_of, truncate_after
+from ospo_fast.train.progress import JobClock, evaluations_left, format_duration, is_evaluation_step
+from ospo_fast.train.records import METRICS_FILE, MetricsLog, code_version, read_records, records_of, truncate_after
 from ospo_fast.train.rollout import Rollout, generate
 from ospo_fast.train.sft import sft_loss, sft_target
 
 SFT_ADAPTER_DIR = "sft_adapter"
 SUMMARY_FILE = "summary.json"
+CREDIT_VIEW_DIR = "credit_view"
 SFT_TARGET_TOKENS = 64
 SUMMARY_METRIC = "ndcg@pool"
 ATTRIBUTION_TIMINGS = ("segment", "plan", "evaluate", "advantages")
@@ -162,6 +165,7 @@ class Trainer:
         from accelerate import Accelerator
 
         self.cfg = cfg
+        self.started = time.perf_counter()  # the summary's wall time counts the setup too
         use_bf16 = torch.cuda.is_available() and policy_dtype(cfg.precision, torch.device("cuda")) == torch.bfloat16
         # cpu=True lets a CPU-only torchrun launch form a gloo process group (accelerate leaves it single otherwise).
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if use_bf16 else "no")
@@ -206,6 +210,7 @@ class Trainer:
         self._setup_stage(self.state.stage, start[1])
         self.stop_requested = False
         self.credit_samples: list[CreditSample] = []
+        self.clock = self._job_clock()
 
     # ---------------------------------------------------------------- setup
 
@@ -214,13 +219,21 @@ class Trainer:
         if resume is False:
             if ckpt.latest_checkpoint(self.checkpoint_root) is not None:
                 raise ValueError(
-                    f"{self.output_dir} already holds checkpoints; pass --resume to continue or choose another output_dir"
+                    f"{self.output_dir} already holds checkpoints of a run: add --resume to continue it, "
+                    "or give another --output_dir for a fresh run"
                 )
             return first, None
-        path = ckpt.latest_checkpoint(self.checkpoint_root) if resume is True else Path(resume)
-        if path is None:
-            return first, None
-        return ckpt.read_state(path), path
+        if resume is True:
+            found = ckpt.resume_checkpoint(self.checkpoint_root)  # warns about each newer one it skips
+            if found is None:
+                return first, None
+            path, state = found
+        else:
+            path = Path(resume)
+            state = ckpt.verify_checkpoint(path)
+        if self.is_main:
+            tqdm.write(f"resuming from checkpoint {path} ({state.stage} step {state.step})")
+        return state, path
 
     def _kept_steps(self, state: ckpt.TrainerState) -> dict[str, int]:
         if state.stage == "sft":
@@ -379,6 +392,7 @@ class Trainer:
                 staging, model=self.policy, optimizer=self.optimizer, scheduler=self.scheduler,
                 state=self.state, config=dataclasses.asdict(self.cfg),
             )
+            describe_adapter(staging / "adapter", base_model=self.cfg.model, about=self._adapter_about(self.state))
         self.accelerator.wait_for_everyone()
         ckpt.write_rng_file(staging, self.rank)
         self.accelerator.wait_for_everyone()
@@ -395,6 +409,8 @@ class Trainer:
         Returns the summary: held-out metrics before RL and at the end (main process).
         """
         budget = [math.inf if max_steps is None else max_steps]
+        if self.is_main:
+            tqdm.write(f"ospo-train: {self.cfg.algorithm} run; results go to {self.output_dir.resolve()}")
         with self._interrupt_guard():
             if self.state.stage == "sft":
                 if not self._run_sft(budget):
@@ -402,13 +418,14 @@ class Trainer:
                 self._finish_sft()
             if not self._run_rl(budget):
                 return self._stopped()
-        summary = self._summary()
+        summary = self._summary() | self._provenance()
         if self.is_main:
-            plot_run(self.output_dir)
+            plot_run(self.output_dir, hidden=flat_panels(beta=self.cfg.beta, mu=self.cfg.mu), trained_on=self.cfg.retriever)
             (self.output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
             print_summary(summary)
             if self.log is not None:
                 self.log.close()
+            tqdm.write(describe_run_folder(self.output_dir, summary["wall_time_s"]))
         return summary
 
     def _should_stop(self, budget: list[float]) -> bool:
@@ -427,12 +444,21 @@ class Trainer:
             disable=not (self.cfg.progress and self.is_main),
         )
 
+    def _job_clock(self) -> JobClock:
+        """The units of work left from where the run stands (a resumed run counts only the rest)."""
+        cfg = self.cfg
+        rl_done = self.state.step if self.state.stage == "rl" else 0
+        evaluations = evaluations_left(rl_done, cfg.steps, cfg.eval_every, evaluate_at_start=cfg.eval_at_start and rl_done == 0)
+        sft_left = cfg.sft_steps - self.state.step if self.state.stage == "sft" else 0
+        return JobClock({"sft": sft_left, "eval": evaluations, "rl": cfg.steps - rl_done})
+
     def _run_sft(self, budget: list[float]) -> bool:
         cfg = self.cfg
         with self._progress(cfg.sft_steps, "sft") as bar:
             while self.state.step < cfg.sft_steps:
                 if self._should_stop(budget):
                     return False
+                tick = time.perf_counter()
                 rows = batch_indices(len(self.train_rows), cfg.sft_batch_size, self.state.step, self.rank,
                                      self.world_size, cfg.seed + 7)
                 self.model.train()
@@ -448,11 +474,22 @@ class Trainer:
                                              "lr": self.scheduler.get_last_lr()[0]})
                 if self.log is not None:
                     self.log.log("sft", self.state.step, metrics)
+                self.clock.finished("sft", time.perf_counter() - tick)
                 bar.update(1)
-                bar.set_postfix(loss=f"{metrics['loss']:.3f}")
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", job_left=self.clock.left())
                 if cfg.save_every and self.state.step % cfg.save_every == 0 and self.state.step < cfg.sft_steps:
                     self.save_checkpoint()
         return True
+
+    def _adapter_about(self, state: ckpt.TrainerState) -> str:
+        """What a saved adapter of this run at ``state`` is, for its README."""
+        cfg = self.cfg
+        if state.stage == "sft":
+            return (f"The SFT warm start of the run in `{cfg.output_dir}` after {state.step} of {cfg.sft_steps} steps on "
+                    "the world's imperfect queries. The RL stage folds it into the base and trains a new adapter on top.")
+        start = self.rl_start_adapter
+        on_top = f" It applies to the base with the SFT adapter `{start}` folded in." if start is not None else ""
+        return f"The {cfg.algorithm} policy of the run in `{cfg.output_dir}` after RL step {state.step} of {cfg.steps}.{on_top}"
 
     def _finish_sft(self) -> None:
         """Save the SFT adapter, fold it into the base, and start the RL stage on top."""
@@ -462,6 +499,7 @@ class Trainer:
             staging = ckpt.staging_path(self.sft_adapter_dir)
             shutil.rmtree(staging, ignore_errors=True)
             self.policy.save_pretrained(str(staging))
+            describe_adapter(staging, base_model=self.cfg.model, about=self._adapter_about(self.state))
             shutil.rmtree(self.sft_adapter_dir, ignore_errors=True)
             os.replace(staging, self.sft_adapter_dir)
         self.accelerator.wait_for_everyone()
@@ -489,15 +527,20 @@ class Trainer:
             while self.state.step < cfg.steps:
                 if self._should_stop(budget):
                     return False
+                tick = time.perf_counter()
                 metrics = self.rl_step()
                 self.state = ckpt.TrainerState("rl", self.state.step + 1)
                 if self.log is not None:
                     self.log.log("train", self.state.step, metrics)
+                self.clock.finished("rl", time.perf_counter() - tick)
                 bar.update(1)
-                bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", loss=f"{metrics['loss']:+.4f}")
+                bar.set_postfix(
+                    reward=f"{metrics['reward_mean']:.3f}", loss=f"{metrics['loss']:+.4f}", job_left=self.clock.left()
+                )
                 last = self.state.step == cfg.steps
-                if self.state.step % cfg.eval_every == 0 or last:
+                if is_evaluation_step(self.state.step, cfg.steps, cfg.eval_every):
                     self.evaluate()
+                    bar.unpause()  # the RL bar's clock and rate leave the evaluation's time out
                 if last or (cfg.save_every and self.state.step % cfg.save_every == 0):
                     self.save_checkpoint()
         return True
@@ -629,18 +672,17 @@ class Trainer:
     def _keep_credit_samples(
         self, rollout: Rollout, questions: list[str], step: StepAdvantages, rewards: np.ndarray
     ) -> None:
-        """The first completions of the step whose Â ≠ 0 (else the first ones), for the credit view."""
-        advantages = step.advantages
-        order = [b for b in range(len(rollout)) if advantages[b] != 0] or list(range(len(rollout)))
-        rows = order[: self.cfg.credit_view_samples]
+        """For the next credit view: per prompt, the completions pushed up and down most."""
+        rows = pick_credit_rows(step.advantages, self.cfg.G, self.cfg.credit_view_samples)
         token_adv = step.token_advantages[rows].detach().double().cpu().numpy()  # [rows, T]
         kept = []
         for i, b in enumerate(rows):
             n = int(rollout.completion_mask[b].sum())
             kept.append(CreditSample(
-                prompt=questions[b], tokens=split_tokens(rollout.texts[b], rollout.token_offsets[b, :n]),
+                prompt=questions[b], completion=rollout.texts[b], token_offsets=rollout.token_offsets[b, :n],
                 advantages=token_adv[i, :n], answer_mask=step.answer_mask[b, :n],
-                reward=float(rewards[b]), group_advantage=float(advantages[b]),
+                segment_spans=step.segment_spans[b], phi=step.phi[b],
+                reward=float(rewards[b]), group_advantage=float(step.advantages[b]),
             ))
         self.credit_samples = kept
 
@@ -648,39 +690,51 @@ class Trainer:
         """Held-out metrics of the current policy, logged as an ``eval`` record at the RL step."""
         cfg = self.cfg
         started = time.perf_counter()
-        values, texts = evaluate_policy(
-            self.policy, self.tokenizer, self.eval_prompts, self.eval_rows, self.rewards,
-            n_samples=cfg.eval_samples, temperature=cfg.eval_temperature, max_new_tokens=cfg.max_new_tokens,
-            max_prompt_tokens=cfg.max_prompt_tokens, batch_size=cfg.generation_batch_size, seed=cfg.seed + 1,
-        )
+        with tqdm(
+            total=len(self.eval_prompts), desc=f"eval @ RL step {self.state.step}", unit="prompt", leave=False,
+            dynamic_ncols=True, disable=not (cfg.progress and self.is_main),
+        ) as bar:
+            bar.set_postfix(job_left=self.clock.left())
+            values, texts = evaluate_policy(
+                self.policy, self.tokenizer, self.eval_prompts, self.eval_rows, self.rewards,
+                n_samples=cfg.eval_samples, temperature=cfg.eval_temperature, max_new_tokens=cfg.max_new_tokens,
+                max_prompt_tokens=cfg.max_prompt_tokens, batch_size=cfg.generation_batch_size, seed=cfg.seed + 1,
+                on_prompts_done=bar.update,
+            )
         metrics = self._reduce_sample_means(values) | {"time/eval": time.perf_counter() - started}
-        self._write_per_query(values)
+        self._write_per_query(values, texts)
+        self.clock.finished("eval", time.perf_counter() - started)
         if self.is_main:
             if self.log is not None:
                 self.log.log("eval", self.state.step, metrics)
             key = f"greedy/{cfg.retriever}/{SUMMARY_METRIC}"
             example = texts["greedy"][0].replace("\n", " ")[:160] if texts["greedy"] else ""
             tqdm.write(f"[eval step {self.state.step}] held-out {SUMMARY_METRIC} (greedy, {cfg.retriever}) = "
-                       f"{metrics[key]:.4f} | example: {example}")
+                       f"{metrics[key]:.4f} in {format_duration(metrics['time/eval'])} | job: "
+                       f"{self.clock.elapsed()} so far, {self.clock.left()} left | example: {example}")
             if self.credit_samples:
                 write_credit_view(
-                    self.output_dir / "credit_view" / f"step_{self.state.step:06d}.html", self.credit_samples,
+                    self.output_dir / CREDIT_VIEW_DIR / f"step_{self.state.step:06d}.html", self.credit_samples,
                     title=f"{cfg.algorithm}: token advantages at RL step {self.state.step}",
                 )
         return metrics
 
-    def _write_per_query(self, values: Mapping[str, np.ndarray]) -> None:
-        """This evaluation's per-query NDCG@pool, gathered from every rank, for the paired summary."""
+    def _write_per_query(self, values: Mapping[str, np.ndarray], texts: Mapping[str, Sequence[str]]) -> None:
+        """This evaluation's per-query NDCG@pool, with each query's context and the policy's
+        answers, gathered from every rank, for the paired summary and for reading."""
         from accelerate.utils import gather_object
 
         n_queries = len(self.eval_rows)
         keys = sorted(k for k in values if k.endswith(f"/{SUMMARY_METRIC}"))
         means = {k: per_query_means(values[k], n_queries) for k in keys}  # key -> [Q_rank]
-        rows = [(str(r["query_id"]), {k: float(means[k][i]) for k in keys}) for i, r in enumerate(self.eval_rows)]
+        records = per_query_records(self.eval_rows, texts)
+        rows = [(record, {k: float(means[k][i]) for k in keys}) for i, record in enumerate(records)]
         rows = gather_object(rows) if self.world_size > 1 else rows
         if self.is_main:
-            ids = [query_id for query_id, _ in rows]
-            write_per_query(per_query_path(self.output_dir, self.state.step), ids, {k: [v[k] for _, v in rows] for k in keys})
+            write_per_query(
+                per_query_path(self.output_dir, self.state.step), [record["query_id"] for record, _ in rows],
+                {k: [v[k] for _, v in rows] for k in keys}, queries=[record for record, _ in rows],
+            )
 
     def _summary(self) -> dict[str, Any]:
         """Held-out metrics at RL step 0 (after SFT) and at the end, from the records.
@@ -705,6 +759,10 @@ class Trainer:
             "final_eval": after,
         }
 
+    def _provenance(self) -> dict[str, Any]:
+        """This invocation's wall time (setup included; a resumed run counts only its own) and the code it ran."""
+        return {"wall_time_s": time.perf_counter() - self.started} | code_version()
+
 
 def print_summary(summary: Mapping[str, Any]) -> None:
     """A before/after table of held-out NDCG@pool."""
@@ -725,3 +783,25 @@ def print_summary(summary: Mapping[str, Any]) -> None:
                   if stats else f"{'-':>9} | {'-':>19}")
         name = key.removesuffix("/" + SUMMARY_METRIC)
         tqdm.write(f"| {name:<34} | {before:.4f} | {after:.4f} | {after - before:+.4f} | {spread} |")
+
+
+RUN_FOLDER_GUIDE = (
+    (SUMMARY_FILE, "the table above as JSON, with paired SE and 95% CIs, wall time and git commit"),
+    (METRICS_FILE, "one JSON record per SFT step, RL step and evaluation"),
+    ("train_curves.png", "reward, loss, answer lengths and gradient norm per RL step; the SFT loss"),
+    ("eval_curves.png", "held-out NDCG@pool at each evaluation, with 95% intervals"),
+    (f"{CREDIT_VIEW_DIR}/index.html", "token advantages and segment values φ at each evaluation (a browser page)"),
+    (f"{PER_QUERY_DIR}/", "per evaluation: each query's NDCG@pool, its context and the policy's answers"),
+    (f"{SFT_ADAPTER_DIR}/", "the SFT LoRA adapter the RL stage started from"),
+    ("checkpoints/", "the newest checkpoints (LoRA adapter, optimiser, RNG states): --resume continues"),
+    ("config.toml", "the resolved config (ospo-train --config takes the file)"),
+    ("tensorboard/", "the records again, for TensorBoard"),
+)
+
+
+def describe_run_folder(directory: Path, wall_time_s: float) -> str:
+    """Where a finished run's results are and what each file holds (those that exist)."""
+    lines = [f"\nresults in {directory.resolve()} ({format_duration(wall_time_s)} wall):"]
+    width = max(len(name) for name, _ in RUN_FOLDER_GUIDE)
+    lines += [f"  {name:<{width}}  {what}" for name, what in RUN_FOLDER_GUIDE if (directory / name).exists()]
+    return "\n".join(lines)
