@@ -29,6 +29,8 @@ JoinMode = Literal["space", "slice"]
 """Spec §4 partial query: segment texts joined by spaces, or the original slice."""
 SegmenterName = Literal["phrase", "sentence", "spacy", "word"]
 """Spec §3: how an answer is cut into players."""
+AnswerFormat = Literal["lenient", "strict"]
+"""Which text of a completion is scored: the reference's fallbacks, or only a closed ``<answer>…</answer>``."""
 
 
 def choices_of(literal: Any) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from ospo_fast.attribution.attribute import ScoredCoalitions, owen_of_masks, sco
 from ospo_fast.attribution.config import OwenConfig
 from ospo_fast.ops.credit import redistribute_batch, token_advantages_batch, token_credit_batch
 from ospo_fast.ops.device import is_tensor, to_numpy
-from ospo_fast.types import RedistributionMode, check_choice
+from ospo_fast.types import AnswerFormat, RedistributionMode, check_choice
 from ospo_fast.reward.answer import answer_token_masks, extract_answer
 
 if TYPE_CHECKING:
@@ -121,16 +121,20 @@ def _host_batch(
 
 
 def broadcast_advantages(
-    completions: Sequence[str], token_offsets: Any, token_mask: Any, advantages: Any, *, out_device: Any = None
+    completions: Sequence[str], token_offsets: Any, token_mask: Any, advantages: Any, *,
+    answer_format: AnswerFormat = "lenient", out_device: Any = None,
 ) -> StepAdvantages:
-    """GRPO: ``A[b, t] = Â_b`` on real tokens, 0 on padding (float64 ``[B, T]``)."""
+    """GRPO: ``A[b, t] = Â_b`` on real tokens, 0 on padding (float64 ``[B, T]``).
+
+    ``answer_format`` only decides which tokens ``answer_mask`` reports (for the logs).
+    """
     offsets, mask, adv = _host_batch(completions, token_offsets, token_mask, advantages)
     values = np.where(mask, adv[:, None], 0.0)  # [B, T]
     empty_spans = [np.zeros((0, 2), dtype=np.int64) for _ in completions]
     empty_phi = [np.zeros(0, dtype=np.float64) for _ in completions]
     return StepAdvantages(
-        _to_out_device(values, out_device), answer_token_masks(completions, offsets, mask), adv, empty_spans,
-        empty_phi, "broadcast",
+        _to_out_device(values, out_device), answer_token_masks(completions, offsets, mask, answer_format), adv,
+        empty_spans, empty_phi, "broadcast",
     )
 
 
@@ -156,7 +160,8 @@ def step_token_advantages(
     token_offsets  [B, T, 2] int64 half-open char span of each completion token
     token_mask     [B, T] bool real (non-padding) tokens
     advantages     [B] GRPO Â of each completion
-    samples        [B] rows with ``candidate_pool`` and ``pool_relevance`` (what ``evaluator`` scores on)
+    samples        [B] rows with ``candidate_pool`` and ``pool_relevance`` (what ``evaluator`` scores on);
+                   each answer is found in the evaluator's reward's ``answer_format``
     seed           coalition draws (:func:`ospo_fast.attribution.seeds.step_seed`)
     mode, alpha    spec §6.4 redistribution; ``invert_negative`` mirrors the credit of rows with Â < 0
     clip           c > 0 clamps A_t to ±c·std(Â over the batch) (spec §6.5)
@@ -171,8 +176,10 @@ def step_token_advantages(
     offsets, mask, adv = _host_batch(completions, token_offsets, token_mask, advantages)
     if len(samples) != len(completions):
         raise ValueError(f"samples need one row per completion ({len(completions)}), got {len(samples)}")
-    answers, answer_starts = zip(*(extract_answer(c) for c in completions)) if completions else ((), ())
-    answer_mask = answer_token_masks(completions, offsets, mask)  # [B, T]
+    # The credited answer is the one the reward scored.
+    answer_format = getattr(getattr(evaluator, "reward", None), "answer_format", "lenient")
+    answers, answer_starts = zip(*(extract_answer(c, answer_format) for c in completions)) if completions else ((), ())
+    answer_mask = answer_token_masks(completions, offsets, mask, answer_format)  # [B, T]
 
     active = np.flatnonzero(adv != 0)  # [A] rows worth scoring
     scored = score_coalitions(

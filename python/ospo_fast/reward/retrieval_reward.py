@@ -1,6 +1,7 @@
 """The retrieval reward r(x, y) = NDCG@pool of the answer's query (spec §1-2).
 
-Only the text inside ``<answer>…</answer>`` is scored (:func:`extract_answer`). All
+Only the answer of a completion is scored (:func:`extract_answer`, in the reward's
+``answer_format``: lenient as the reference, or strict, a closed ``<answer>`` only). All
 queries of a call are deduplicated as (text, pool) pairs, embedded in one batched
 encoder pass, and scored by one fused NDCG call with the global top-k rule: a pool item
 counts only when it ranks in the top k of the whole catalog. Empty or blank queries
@@ -30,7 +31,7 @@ import numpy as np
 
 from ospo_fast.ops.device import is_tensor, to_numpy
 from ospo_fast.ops.ndcg import PreparedCorpus, pool_ndcg, pool_ndcg_dense, prepare_corpus
-from ospo_fast.types import Backend, GainMode, RewardGain, check_choice
+from ospo_fast.types import AnswerFormat, Backend, GainMode, RewardGain, check_choice
 from ospo_fast.reward.answer import extract_answer, is_blank
 from ospo_fast.reward.degenerate_queries import can_tie, dense_ties, lexical_ties, spread_directions
 from ospo_fast.reward.metrics import ranking_metrics
@@ -101,6 +102,7 @@ def is_dense(retriever: Any) -> bool:
 class RetrievalReward:
     """NDCG@pool reward of ``retriever`` over the catalog ``catalog_ids`` (one id per row).
 
+    ``answer_format``: which text of a completion is scored (:mod:`ospo_fast.reward.answer`).
     ``device``: None scores with numpy and the C++ core; a torch device (``"cuda"``,
     ``"cuda:1"``, ``"cpu"``) keeps the corpus, the query embeddings and the fused NDCG
     there. ``backend``: the kernels of the fused NDCG (``"auto"`` follows the device;
@@ -114,10 +116,12 @@ class RetrievalReward:
         *,
         k: int = 1000,
         gain: RewardGain = "binary",
+        answer_format: AnswerFormat = "lenient",
         device: Any = None,
         backend: Backend = "auto",
     ) -> None:
         check_choice("gain", gain, RewardGain)
+        check_choice("answer_format", answer_format, AnswerFormat)
         check_choice("backend", backend, Backend)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
@@ -134,6 +138,7 @@ class RetrievalReward:
         self.k = int(k)
         self.gain: RewardGain = gain
         self.core_gain: GainMode = "exp" if gain == "exp" else "linear"
+        self.answer_format: AnswerFormat = answer_format
         self.device = resolve_torch_device(device)
         self.backend: Backend = backend
         self._prepared_corpus: PreparedCorpus | None = None  # packed on first use, like an index
@@ -306,7 +311,7 @@ class RetrievalReward:
 
     def __call__(self, completions: Sequence[str], samples: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Reward of each completion on its sample: float64 ``[B]``."""
-        return self.score_answers([extract_answer(c)[0] for c in completions], samples)
+        return self.score_answers([extract_answer(c, self.answer_format)[0] for c in completions], samples)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -353,7 +358,7 @@ class RetrievalReward:
         """
         if len(completions) != len(samples):
             raise ValueError(f"got {len(completions)} completions but {len(samples)} samples")
-        answers = [extract_answer(c)[0] for c in completions]
+        answers = [extract_answer(c, self.answer_format)[0] for c in completions]
         pools = self.load_pools(samples)
         pool_items = pools.items[pools.of_sample]  # [B, P]
         pool_gains = self.gain_of_labels(pools.labels[pools.of_sample])  # [B, P]

@@ -18,7 +18,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from ospo_fast.types import AdvantageScale, JoinMode, RedistributionMode, RewardGain, SegmenterName, choices_of
+from ospo_fast.types import (
+    AdvantageScale,
+    AnswerFormat,
+    JoinMode,
+    RedistributionMode,
+    RewardGain,
+    SegmenterName,
+    choices_of,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,6 +91,11 @@ class TrainConfig:
     world_direct_hint_rate: float = field(
         default=0.25, metadata=_help("generated world: chance a hint names its value outright (the rest describe a need)")
     )
+    world_imperfect_distractor_rate: float = field(
+        default=0.0,
+        metadata=_help("generated world: chance the SFT target copies details of the context's distractors (a wrong "
+                       "type or colour), so the start writes helpful and harmful phrases; 0 = the worlds of before"),
+    )
 
     # ------------------------------------------------------------------ reward
     retriever: str = field(default="minilm", metadata=_help("the training retriever (a name ospo_fast.reward.retrievers.build_retriever knows, or a model path)"))
@@ -93,6 +106,11 @@ class TrainConfig:
     k: int = field(default=1000, metadata=_help("global top-k cut of NDCG@pool (spec §2)"))
     reward_gain: RewardGain = field(
         default="binary", metadata=_help("ESCI labels as gains: exact = 1 (binary), 3/2/1/0 (graded) or 2^g − 1 (exp)")
+    )
+    answer_format: AnswerFormat = field(
+        default="lenient",
+        metadata=_help("which text is scored, in training and evaluation: 'lenient' (the reference: an unclosed "
+                       "<answer> counts to the end) or 'strict' (only a closed <answer>...</answer>; else 0)"),
     )
 
     # ------------------------------------------------------------------ rollouts
@@ -282,8 +300,9 @@ def validate(cfg: TrainConfig) -> None:
         if not 0 <= getattr(cfg, name) < 2**32:
             raise ValueError(f"{name} must be in [0, 2**32) (it seeds numpy, torch and the coalition draws), "
                              f"got {getattr(cfg, name)}")
-    if not 0 <= cfg.world_direct_hint_rate <= 1:
-        raise ValueError(f"world_direct_hint_rate must be in [0, 1], got {cfg.world_direct_hint_rate}")
+    for name in ("world_direct_hint_rate", "world_imperfect_distractor_rate"):
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
     # Both 0 is an evaluation-only run (the zero-shot baseline), so it must evaluate.
     if cfg.steps == 0 and cfg.sft_steps == 0 and not cfg.eval_at_start:
         raise ValueError("steps and sft_steps are both 0 and eval_at_start is false: nothing to train or evaluate")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ospo_fast.reward.answer import extract_answer
+from ospo_fast.types import AnswerFormat
 from ospo_fast.train.rollout import Decoding, generate_passes
 
 EVAL_METRICS = ("ndcg@pool", "ndcg@10", "ndcg@100", "recall@10", "recall@100", "mrr@pool", "mrr@100")
@@ -51,12 +52,15 @@ def score_completions(
     return out
 
 
-def per_query_records(rows: Sequence[Mapping[str, Any]], texts: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+def per_query_records(
+    rows: Sequence[Mapping[str, Any]], texts: Mapping[str, Sequence[str]], answer_format: AnswerFormat = "lenient"
+) -> list[dict[str, Any]]:
     """What each held-out query was and what the policy wrote for it.
 
     Per row: ``query_id``, ``context`` (the shopper's message), ``gold_query``, and for
-    each decoding ``<mode>_completions`` and ``<mode>_answers`` (the extracted queries).
-    ``texts``: per decoding, its completions query-major (``[Q * n]``, n per query).
+    each decoding ``<mode>_completions`` and ``<mode>_answers`` (the queries the reward
+    scored, in ``answer_format``). ``texts``: per decoding, its completions query-major
+    (``[Q * n]``, n per query).
     """
     n_rows = len(rows)
     per_row = {}
@@ -73,7 +77,7 @@ def per_query_records(rows: Sequence[Mapping[str, Any]], texts: Mapping[str, Seq
         for mode, n in per_row.items():
             completions = list(texts[mode][i * n : (i + 1) * n])
             record[f"{mode}_completions"] = completions
-            record[f"{mode}_answers"] = [extract_answer(c)[0] for c in completions]
+            record[f"{mode}_answers"] = [extract_answer(c, answer_format)[0] for c in completions]
         records.append(record)
     return records
 

@@ -94,6 +94,7 @@ def generated_world_config(cfg: TrainConfig) -> WorldConfig:
     return WorldConfig(
         n_products=cfg.world_products, n_train=cfg.world_train, n_test=cfg.world_test,
         seed=cfg.world_seed, direct_hint_rate=cfg.world_direct_hint_rate,
+        imperfect_distractor_rate=cfg.world_imperfect_distractor_rate,
     )
 
 
@@ -120,7 +121,8 @@ def rollout_token_advantages(
     """The ``A[b, t]`` the loss receives: Â broadcast for GRPO, else the library's
     :func:`~ospo_fast.attribution.advantages.step_token_advantages`."""
     if not cfg.is_ospo:
-        return broadcast_advantages(texts, token_offsets, token_mask, advantages, out_device=out_device)
+        return broadcast_advantages(texts, token_offsets, token_mask, advantages, answer_format=cfg.answer_format,
+                                    out_device=out_device)
     return step_token_advantages(
         texts, token_offsets, token_mask, advantages, samples, evaluator, owen_config_of(cfg), seed=seed,
         mode=cfg.redistribution, alpha=cfg.alpha, invert_negative=cfg.invert_negative, clip=cfg.advantage_clip,
@@ -277,7 +279,8 @@ class Trainer:
             trains = name == self.cfg.retriever and name != "bm25"
             retriever = build_retriever(name, texts, cache_dir=self.cache_dir, device=str(device) if trains else None)
             rewards[name] = RetrievalReward(
-                retriever, ids, k=self.cfg.k, gain=self.cfg.reward_gain, device=device if trains and on_gpu else None
+                retriever, ids, k=self.cfg.k, gain=self.cfg.reward_gain, answer_format=self.cfg.answer_format,
+                device=device if trains and on_gpu else None,
             )
         return rewards
 
@@ -727,7 +730,7 @@ class Trainer:
         n_queries = len(self.eval_rows)
         keys = sorted(k for k in values if k.endswith(f"/{SUMMARY_METRIC}"))
         means = {k: per_query_means(values[k], n_queries) for k in keys}  # key -> [Q_rank]
-        records = per_query_records(self.eval_rows, texts)
+        records = per_query_records(self.eval_rows, texts, self.cfg.answer_format)
         rows = [(record, {k: float(means[k][i]) for k in keys}) for i, record in enumerate(records)]
         rows = gather_object(rows) if self.world_size > 1 else rows
         if self.is_main:
