@@ -65,7 +65,7 @@ def test_coalition_arguments() -> None:
 
 
 def test_redistribution_arguments() -> None:
-    with pytest.raises(ValueError, match="mode must be 'prop', 'rank' or 'hybrid'"):
+    with pytest.raises(ValueError, match="mode must be 'prop', 'rank', 'hybrid' or 'signed'"):
         of.redistribute([1.0, 2.0], 1.0, "proportional")
     with pytest.raises(ValueError, match="credit must be finite"):
         of.redistribute([1.0, np.inf], 1.0)

@@ -57,11 +57,12 @@ def test_sample_coalitions_is_uniform_over_the_middle() -> None:
     assert all(abs(c - expected) < 0.12 * expected for c in counts.values())
 
 
-@pytest.mark.parametrize("n", [0, 1, 3, 6, 10, 70])
-@pytest.mark.parametrize("budget", [2, 5, 64])
-def test_sample_subset_coalitions_match(n: int, budget: int) -> None:
-    got = of.sample_subset_coalitions(n, budget, seed=11, stream=2)
-    want = ref.sample_subset_coalitions(n, budget, seed=11, stream=2)
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 6, 10, 70])
+@pytest.mark.parametrize("budget", [2, 3, 5, 64])
+@pytest.mark.parametrize("sizes", ["half", "kernel"])
+def test_sample_subset_coalitions_match(n: int, budget: int, sizes: str) -> None:
+    got = of.sample_subset_coalitions(n, budget, seed=11, stream=2, sizes=sizes)
+    want = ref.sample_subset_coalitions(n, budget, seed=11, stream=2, sizes=sizes)
     assert got.dtype == bool
     np.testing.assert_array_equal(got, want)
     if n:
@@ -79,6 +80,22 @@ def test_coalition_plan_matches_per_response_sampling(n_responses: int) -> None:
     np.testing.assert_array_equal(rows, want_rows)
 
 
+def test_kernel_subset_sizes_follow_the_shapley_kernel() -> None:
+    """Sizes s of proper subsets land with chance ∝ 1 / (s (n − s)): a Kolmogorov-Smirnov
+    check against that law (n large, so redrawn repeats are too rare to bend it)."""
+    n = 1000
+    rows = np.concatenate([of.sample_subset_coalitions(n, 402, seed=3, stream=b, sizes="kernel")[1:-1]
+                           for b in range(25)])
+    sizes = np.sort(rows.sum(axis=1))
+    mass = 1.0 / (np.arange(1, n) * (n - np.arange(1, n)))
+    law = np.cumsum(mass) / mass.sum()  # P(|S| <= s) for s = 1 .. n - 1
+    empirical = np.searchsorted(sizes, np.arange(1, n), side="right") / len(sizes)
+    assert np.abs(empirical - law).max() < 1.63 / np.sqrt(len(sizes))  # p = 0.01
+    assert ((sizes == 1) | (sizes == n - 1)).mean() > 0.1  # the extremes, which the ½ rule never reaches
+    half = np.concatenate([of.sample_subset_coalitions(n, 402, seed=3, stream=b)[1:-1] for b in range(5)])
+    assert abs(half.sum(axis=1).mean() - n / 2) < 2
+
+
 def _random_game(rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
     values = rng.standard_normal(len(rows))
     values[0] = 0.0
@@ -93,36 +110,67 @@ def test_owen_values_windows_match(n: int, w_max: int, budget: int) -> None:
     rows = of.sample_coalitions(n, w_max, budget, seed=n)
     values = _random_game(rng, rows)
     np.testing.assert_allclose(of.owen_values(n, rows, values), ref.owen_values(n, rows, values), rtol=1e-12, atol=1e-14)
+    # The stratified estimator is summed in the same order on both sides: equal to the bit.
+    np.testing.assert_array_equal(of.owen_values(n, rows, values, "stratified"),
+                                  ref.owen_values(n, rows, values, "stratified"))
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 9])
-def test_owen_values_masks_match(n: int) -> None:
+@pytest.mark.parametrize("sizes", ["half", "kernel"])
+def test_owen_values_masks_match(n: int, sizes: str) -> None:
     rng = np.random.default_rng(n)
-    rows = of.sample_subset_coalitions(n, 40, seed=n)
+    rows = of.sample_subset_coalitions(n, 40, seed=n, sizes=sizes)
     values = _random_game(rng, rows)
     np.testing.assert_allclose(of.owen_values(n, rows, values), ref.owen_values(n, rows, values), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(of.owen_values(n, rows, values, "stratified"),
+                                  ref.owen_values(n, rows, values, "stratified"))
 
 
-def test_owen_values_masks_and_windows_agree_on_windows() -> None:
+@pytest.mark.parametrize("estimator", ["spec", "stratified"])
+def test_owen_values_masks_and_windows_agree_on_windows(estimator: str) -> None:
     rng = np.random.default_rng(3)
     windows = of.contiguous_coalitions(6, 3)
     masks = (np.arange(6) >= windows[:, :1]) & (np.arange(6) < windows[:, 1:])
     values = _random_game(rng, windows)
-    np.testing.assert_allclose(of.owen_values(6, windows, values), of.owen_values(6, masks, values), rtol=1e-13)
+    np.testing.assert_allclose(of.owen_values(6, windows, values, estimator),
+                               of.owen_values(6, masks, values, estimator), rtol=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 7])
+def test_stratified_owen_is_exact_shapley_on_every_subset(n: int) -> None:
+    """With every subset scored each size stratum is complete, so the stratified mean of
+    each size is the exact one and the estimator is the Shapley value."""
+    rng = np.random.default_rng(n)
+    masks = of.sample_subset_coalitions(n, 2**n, seed=0)  # all 2**n in bitmask order
+    values = rng.standard_normal(2**n)
+    np.testing.assert_allclose(of.owen_values(n, masks, values, "stratified"), of.exact_shapley(values),
+                               rtol=1e-12, atol=1e-13)
+
+
+def test_stratified_owen_sums_to_the_full_value_on_a_sparse_plan() -> None:
+    rng = np.random.default_rng(8)
+    rows = of.sample_coalitions(12, 3, 20, seed=8)
+    values = _random_game(rng, rows)
+    values[0] = 0.3  # v(∅) ≠ 0
+    phi = of.owen_values(12, rows, values, "stratified")
+    assert phi.sum() == pytest.approx(values[-1] - 0.3, abs=1e-12)
+    spec = of.owen_values(12, rows, values)
+    assert abs(spec.sum() - (values[-1] - 0.3)) > 1e-3  # the spec estimator is not efficient here
 
 
 @pytest.mark.parametrize("n_responses", [1, 5, 10_000])
-def test_owen_values_batch_match(n_responses: int) -> None:
+@pytest.mark.parametrize("estimator", ["spec", "stratified"])
+def test_owen_values_batch_match(n_responses: int, estimator: str) -> None:
     rng = np.random.default_rng(n_responses)
     counts = rng.integers(0, 14, n_responses)
     offsets, rows = of.coalition_plan(counts, 8, 24, seed=1)
     values = rng.random(len(rows))
-    phi, phi_offsets = of.owen_values_batch(counts, offsets, rows, values)
+    phi, phi_offsets = of.owen_values_batch(counts, offsets, rows, values, estimator)
     assert phi.dtype == np.float64 and phi_offsets.tolist() == [0, *np.cumsum(counts).tolist()]
     check = range(n_responses) if n_responses < 100 else rng.choice(n_responses, 50, replace=False)
     for b in check:
         lo, hi = offsets[b], offsets[b + 1]
-        want = ref.owen_values(int(counts[b]), rows[lo:hi], values[lo:hi])
+        want = ref.owen_values(int(counts[b]), rows[lo:hi], values[lo:hi], estimator)
         np.testing.assert_allclose(phi[phi_offsets[b] : phi_offsets[b + 1]], want, rtol=1e-12, atol=1e-14)
 
 
@@ -148,7 +196,7 @@ def test_token_credit_match(n_tokens: int, n_segments: int) -> None:
     np.testing.assert_allclose(got, ref.token_credit(spans, tokens, phi), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("mode", ["prop", "rank", "hybrid"])
+@pytest.mark.parametrize("mode", ["prop", "rank", "hybrid", "signed"])
 @pytest.mark.parametrize("n_tokens", [1, 2, 31])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_redistribute_match(mode: str, n_tokens: int, dtype: type) -> None:
@@ -156,13 +204,15 @@ def test_redistribute_match(mode: str, n_tokens: int, dtype: type) -> None:
     credit = rng.standard_normal(n_tokens).astype(dtype)
     credit[: n_tokens // 3] = credit[0]  # ties
     answer = rng.random(n_tokens) < 0.7
+    scale = 2.5 if mode == "signed" else None
     for advantage in (-1.3, 0.0, 0.8):
-        got = of.redistribute(credit, advantage, mode, answer_mask=answer, alpha=0.6)
-        want = ref.redistribute(credit.astype(np.float64), advantage, mode, answer_mask=answer, alpha=0.6)
+        got = of.redistribute(credit, advantage, mode, answer_mask=answer, alpha=0.6, credit_scale=scale)
+        want = ref.redistribute(credit.astype(np.float64), advantage, mode, answer_mask=answer, alpha=0.6,
+                                credit_scale=scale)
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("mode", ["prop", "rank", "hybrid"])
+@pytest.mark.parametrize("mode", ["prop", "rank", "hybrid", "signed"])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (10_000, 5)])
 def test_redistribute_batch_match(mode: str, shape: tuple[int, int]) -> None:
     rng = np.random.default_rng(shape[0])
@@ -171,13 +221,17 @@ def test_redistribute_batch_match(mode: str, shape: tuple[int, int]) -> None:
     token_mask = np.arange(shape[1])[None, :] < lengths[:, None]
     answer_mask = token_mask & (rng.random(shape) < 0.8)
     advantages = rng.standard_normal(shape[0])
-    got = of.redistribute_batch(credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask)
+    scales = rng.uniform(0.0, 4.0, shape[0]) if mode == "signed" else None
+    got = of.redistribute_batch(credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask,
+                                credit_scale=scales)
     if shape[0] > 100:
         rows = rng.choice(shape[0], 40, replace=False)
         credit, advantages, token_mask, answer_mask, got = (
             credit[rows], advantages[rows], token_mask[rows], answer_mask[rows], got[rows]
         )
-    want = ref.redistribute_batch(credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask)
+        scales = None if scales is None else scales[rows]
+    want = ref.redistribute_batch(credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask,
+                                  credit_scale=scales)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
     assert (got[~token_mask] == 0).all()
 
@@ -205,13 +259,19 @@ def _step_inputs(rng: np.random.Generator, n_responses: int, n_cols: int) -> dic
     )
 
 
-@pytest.mark.parametrize("mode", ["prop", "rank", "hybrid"])
-@pytest.mark.parametrize("invert_negative", [False, True])
-def test_token_advantages_batch_match(mode: str, invert_negative: bool) -> None:
-    inputs = _step_inputs(np.random.default_rng(1), 40, 23)
-    got = of.token_advantages_batch(**inputs, mode=mode, invert_negative=invert_negative)
-    want = ref.token_advantages_batch(**inputs, mode=mode, invert_negative=invert_negative)
+# Mode signed refuses invert_negative (tests/test_redistribution.py).
+@pytest.mark.parametrize(("mode", "invert_negative"), [(m, i) for m in ("prop", "rank", "hybrid") for i in (False, True)]
+                         + [("signed", False)])
+@pytest.mark.parametrize("estimator", ["spec", "stratified"])
+def test_token_advantages_batch_match(mode: str, invert_negative: bool, estimator: str) -> None:
+    rng = np.random.default_rng(1)
+    inputs = _step_inputs(rng, 40, 23)
+    scales = rng.uniform(0.5, 3.0, 40) if mode == "signed" else None
+    options = dict(mode=mode, invert_negative=invert_negative, estimator=estimator, credit_scale=scales)
+    got, phi = of.token_advantages_batch(**inputs, **options, return_phi=True)
+    want, want_phi = ref.token_advantages_batch(**inputs, **options, return_phi=True)
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(phi, want_phi, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("group_size", [2, 3, 8])

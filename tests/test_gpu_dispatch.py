@@ -133,30 +133,35 @@ def test_rows_per_pass_fits_the_budget():
     assert list(device.passes(7, 3)) == [(0, 3), (3, 6), (6, 7)]
 
 
-def _reference_owen_pass(kernel, part, mode, alpha, invert):
+def _reference_owen_pass(kernel, part, mode, alpha, invert, estimator):
     """The reference standing in for a kernel, on one pass's slice of the batch."""
     arrays = [part[name].numpy() for name in ("n_segments", "coalition_offsets", "coalitions", "values",
                                               "segment_spans", "token_offsets", "token_mask", "answer_mask",
                                               "advantages")]
-    out, phi = reference.token_advantages_batch(*arrays, mode, alpha=alpha, invert_negative=invert, return_phi=True)
+    scales = part["credit_scales"].numpy() if "credit_scales" in part else None
+    out, phi = reference.token_advantages_batch(*arrays, mode, alpha=alpha, invert_negative=invert, return_phi=True,
+                                                estimator=estimator, credit_scale=scales)
     return torch.from_numpy(out).float(), torch.from_numpy(phi)
 
 
-def test_a_batch_too_large_for_memory_runs_in_passes(monkeypatch):
+@pytest.mark.parametrize(("mode", "estimator"), [("hybrid", "spec"), ("signed", "stratified")])
+def test_a_batch_too_large_for_memory_runs_in_passes(monkeypatch, mode, estimator):
     args = _step(seed=4, n_responses=11)
+    scales = np.linspace(0.5, 3.0, 11) if mode == "signed" else None  # a different scale per row
     passes = []
     monkeypatch.setattr(credit, "resolve_backend", lambda op, backend, *arrays: "triton")
     monkeypatch.setattr(credit, "work_device", lambda kernel, *arrays: torch.device("cpu"))
     monkeypatch.setattr(owen_gpu, "free_memory", lambda device: 2_400)  # a few responses per pass
 
-    def recorded_pass(kernel, part, mode, alpha, invert):
+    def recorded_pass(kernel, part, mode, alpha, invert, estimator):
         passes.append(part["advantages"].numel())
-        return _reference_owen_pass(kernel, part, mode, alpha, invert)
+        return _reference_owen_pass(kernel, part, mode, alpha, invert, estimator)
 
     monkeypatch.setattr(owen_gpu, "launch_pass", recorded_pass)
-    got, phi = credit.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), "hybrid", alpha=0.4,
-                                             return_phi=True)
-    want, want_phi = reference.token_advantages_batch(*args, "hybrid", alpha=0.4, return_phi=True)
+    options = dict(alpha=0.4, estimator=estimator, credit_scale=scales)
+    got, phi = credit.token_advantages_batch(*(torch.from_numpy(np.asarray(a)) for a in args), mode,
+                                             return_phi=True, **options)
+    want, want_phi = reference.token_advantages_batch(*args, mode, return_phi=True, **options)
     assert len(passes) > 2 and sum(passes) == 11
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(phi.numpy(), want_phi, rtol=1e-6, atol=1e-7)

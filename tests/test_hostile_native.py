@@ -298,8 +298,11 @@ def _owen_values_batch(draw: Any) -> tuple[dict, Callable]:
 
 
 def _token_advantages(draw: Any) -> tuple[dict, Callable]:
-    return small_step(draw) | {"mode": draw(st.sampled_from(["prop", "rank", "hybrid"]))}, \
-        lambda a: ref.token_advantages_batch(**a)
+    step = small_step(draw) | {"mode": draw(st.sampled_from(["prop", "rank", "hybrid", "signed"])),
+                               "estimator": draw(st.sampled_from(["spec", "stratified"]))}
+    if step["mode"] == "signed":
+        step["credit_scale"] = np.full(len(step["advantages"]), 1.5)
+    return step, lambda a: ref.token_advantages_batch(**a)
 
 
 def _token_credit_batch(draw: Any) -> tuple[dict, Callable]:
@@ -528,10 +531,16 @@ def expected_if(valid: bool, reference: Callable[[], Any]) -> Any:
     return reference_outcome(reference) if valid else RAISES
 
 
+# Mode signed's credit scales: ordinary, tiny, huge (the result may leave float64), invalid.
+hostile_scales = st.sampled_from([0.0, 1.0, 2.5, 1e-300, 1e300, MAX]) | st.sampled_from([float("nan"), -1.0])
+
+
 @st.composite
 def extreme_redistribution(draw: Any) -> Case:
-    mode = draw(st.sampled_from(["prop", "rank", "hybrid"]))
+    mode = draw(st.sampled_from(["prop", "rank", "hybrid", "signed"]))
     alpha = draw(st.sampled_from([0.0, 0.3, 1.0]))
+    scale = draw(hostile_scales) if mode == "signed" else None
+    scale_ok = scale is None or (np.isfinite(scale) and scale >= 0)
     if draw(st.booleans()):
         n = draw(st.integers(0, 5))
         credit = float_array(draw, n)
@@ -539,19 +548,22 @@ def extreme_redistribution(draw: Any) -> Case:
             credit[: n // 2] = credit[0]  # ties
         advantage = draw(hostile_floats)
         answer = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
-        want = expected_if(finite(credit, advantage),
-                           lambda: ref.redistribute(credit, advantage, mode, answer_mask=answer, alpha=alpha))
+        want = expected_if(finite(credit, advantage) and scale_ok,
+                           lambda: ref.redistribute(credit, advantage, mode, answer_mask=answer, alpha=alpha,
+                                                    credit_scale=scale))
         return Case("extreme credit and advantage", OPS + "redistribute", (credit, advantage, mode),
-                    {"answer_mask": answer, "alpha": alpha}, want)
+                    {"answer_mask": answer, "alpha": alpha, "credit_scale": scale}, want)
     rows, cols = draw(st.integers(0, 3)), draw(st.integers(0, 4))
     credit = float_array(draw, rows * cols).reshape(rows, cols)
     advantages = float_array(draw, rows)
     token_mask = np.array(draw(st.lists(st.booleans(), min_size=rows * cols, max_size=rows * cols)), dtype=bool)
     token_mask = token_mask.reshape(rows, cols)
-    want = expected_if(finite(credit, advantages),
-                       lambda: ref.redistribute_batch(credit, advantages, mode, token_mask=token_mask, alpha=alpha))
+    scales = None if scale is None else np.full(rows, scale)
+    want = expected_if(finite(credit, advantages) and (scale_ok or rows == 0),
+                       lambda: ref.redistribute_batch(credit, advantages, mode, token_mask=token_mask, alpha=alpha,
+                                                      credit_scale=scales))
     return Case("extreme credit and advantages", OPS + "redistribute_batch", (credit, advantages, mode),
-                {"token_mask": token_mask, "alpha": alpha}, want)
+                {"token_mask": token_mask, "alpha": alpha, "credit_scale": scales}, want)
 
 
 @st.composite
@@ -586,7 +598,10 @@ def extreme_coalition_values(draw: Any) -> Case:
     step = small_step(draw)
     step["values"] = float_array(draw, len(step["values"]))
     step["advantages"] = float_array(draw, len(step["advantages"]))
-    mode = draw(st.sampled_from(["prop", "rank", "hybrid"]))
+    step["estimator"] = draw(st.sampled_from(["spec", "stratified"]))
+    mode = draw(st.sampled_from(["prop", "rank", "hybrid", "signed"]))
+    if mode == "signed":
+        step["credit_scale"] = np.full(len(step["advantages"]), draw(st.sampled_from([0.0, 1.0, 1e300])))
     want = expected_if(finite(step["values"], step["advantages"]), lambda: ref.token_advantages_batch(**step, mode=mode))
     return Case("extreme coalition values and advantages", OPS + op, kwargs=step | {"mode": mode}, expected=want)
 

@@ -67,7 +67,7 @@ def test_help_shows_each_key_once_with_the_default_configs_value():
 def test_help_lists_the_choices_of_every_enum_key():
     flattened = " ".join(HELP.split())
     assert "{" + ", ".join(ALGORITHMS) + "}" in flattened
-    assert "{grpo, ospo-prop, ospo-rank, ospo-hybrid}" in flattened
+    assert "{grpo, ospo-prop, ospo-rank, ospo-hybrid, ospo-signed}" in flattened
     for name, choices in (("segmenter", ("phrase", "sentence", "spacy", "word")), ("reward_gain", ("binary", "graded", "exp")),
                           ("loss_aggregation", ("token-mean", "seq-mean")), ("tensorboard", ("true", "false"))):
         assert cli.key_choices(name) == choices

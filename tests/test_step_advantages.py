@@ -29,11 +29,19 @@ from ospo_fast.attribution import (
 )
 from ospo_fast.data import WorldConfig, generate_world
 from ospo_fast.ops import coalition_plan, owen_values_batch, token_advantages_batch
+from ospo_fast.ops.coalitions import window_count
 from ospo_fast.types import RedistributionMode, choices_of
 from ospo_fast.reward import RetrievalReward, extract_answer
 from ospo_fast.reward.retrievers import BM25Retriever, build_retriever
 
 MODES = choices_of(RedistributionMode)
+# (mode, invert_negative): mode signed refuses invert_negative.
+MODE_OPTIONS = [(m, i) for m in MODES for i in (False, True) if not (m == "signed" and i)]
+
+
+def scale_of(mode: str, n_rows: int):
+    """Mode signed's credit scale (any fixed one: these tests compare paths, not its value)."""
+    return np.full(n_rows, 1.5) if mode == "signed" else None
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,19 +64,20 @@ def random_step(seed: int, n_responses: int = 9, n_tokens: int = 23):
     return n_segments, offsets, coalitions, values, spans, token_offsets, token_mask, answer_mask, advantages
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("invert_negative", [False, True])
+@pytest.mark.parametrize(("mode", "invert_negative"), MODE_OPTIONS)
+@pytest.mark.parametrize("estimator", ["spec", "stratified"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fused_and_composed_paths_agree(mode, invert_negative, seed):
+def test_fused_and_composed_paths_agree(mode, invert_negative, estimator, seed):
     n_segments, offsets, coalitions, values, spans, token_offsets, token_mask, answer_mask, adv = random_step(seed)
+    scales = scale_of(mode, len(adv))
     fused, fused_phi = token_advantages_batch(
         n_segments, offsets, coalitions, values, spans, token_offsets, token_mask, answer_mask, adv, mode,
-        alpha=0.6, invert_negative=invert_negative, return_phi=True,
+        alpha=0.6, invert_negative=invert_negative, return_phi=True, estimator=estimator, credit_scale=scales,
     )
-    phi, _ = owen_values_batch(n_segments, offsets, coalitions, values)
+    phi, _ = owen_values_batch(n_segments, offsets, coalitions, values, estimator)
     composed = composed_token_advantages(
         phi, n_segments, spans, token_offsets, token_mask, answer_mask, adv, mode, alpha=0.6,
-        invert_negative=invert_negative,
+        invert_negative=invert_negative, credit_scale=scales,
     )
     np.testing.assert_array_equal(fused_phi, phi)
     # Both run the core's credit and redistribution loops; only the order of a few float64
@@ -108,12 +117,13 @@ def bm25_evaluator() -> CoalitionEvaluator:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_step_runs_the_fused_op_and_credits_the_answer(bm25_evaluator, mode):
+@pytest.mark.parametrize("estimator", ["spec", "stratified"])
+def test_step_runs_the_fused_op_and_credits_the_answer(bm25_evaluator, mode, estimator):
     offsets, mask = char_tokens(COMPLETIONS, 40)
     advantages = np.array([1.1, -0.6, 0.0, -0.5])
     step = step_token_advantages(
-        COMPLETIONS, offsets, mask, advantages, [SAMPLE] * 4, bm25_evaluator, OwenConfig(segmenter="word"),
-        seed=5, mode=mode,
+        COMPLETIONS, offsets, mask, advantages, [SAMPLE] * 4, bm25_evaluator,
+        OwenConfig(segmenter="word", estimator=estimator), seed=5, mode=mode, credit_scale=scale_of(mode, 4),
     )
     assert step.path == "fused" and step.n_coalitions > 0
     values = step.token_advantages
@@ -130,21 +140,32 @@ def test_step_runs_the_fused_op_and_credits_the_answer(bm25_evaluator, mode):
     # the Owen values it reports are the ones the advantages came from
     recomposed = composed_token_advantages(
         np.concatenate(step.phi), np.array([len(p) for p in step.phi]), np.concatenate(step.segment_spans),
-        offsets, mask, step.answer_mask, advantages, mode,
+        offsets, mask, step.answer_mask, advantages, mode, credit_scale=scale_of(mode, 4),
     )
     np.testing.assert_allclose(values, recomposed, rtol=0, atol=1e-12)
 
 
-def test_subset_plans_take_the_composed_path(bm25_evaluator):
+@pytest.mark.parametrize(("mode", "estimator", "sizes", "budget"), [
+    ("hybrid", "spec", "half", "max_coalitions"),
+    ("signed", "stratified", "kernel", "contiguous"),
+])
+def test_subset_plans_take_the_composed_path(bm25_evaluator, mode, estimator, sizes, budget):
     offsets, mask = char_tokens(COMPLETIONS, 40)
     advantages = np.array([1.1, -0.6, 0.4, -0.5])
+    owen = OwenConfig(segmenter="word", contiguous=False, max_coalitions=10, w_max=2, estimator=estimator,
+                      subset_sizes=sizes, subset_budget=budget)
     step = step_token_advantages(
-        COMPLETIONS, offsets, mask, advantages, [SAMPLE] * 4, bm25_evaluator,
-        OwenConfig(segmenter="word", contiguous=False, max_coalitions=10), seed=5, mode="hybrid",
+        COMPLETIONS, offsets, mask, advantages, [SAMPLE] * 4, bm25_evaluator, owen, seed=5, mode=mode,
+        credit_scale=scale_of(mode, 4),
     )
     assert step.path == "composed"
     means = (step.token_advantages * mask).sum(1) / mask.sum(1)
     np.testing.assert_allclose(means, advantages, atol=1e-12)
+    per_response = np.diff(step.scored.coalition_offsets)
+    if budget == "contiguous":  # as many as the window plan of w_max = 2 would score, at most M
+        assert per_response.tolist() == [min(window_count(int(n), 2), 10) for n in step.scored.n_segments]
+    else:
+        assert per_response.max() <= 10
 
 
 def test_no_scored_row_gives_zeros_and_out_device_gives_float32(bm25_evaluator):
@@ -170,6 +191,17 @@ def test_bad_arguments_name_themselves(bm25_evaluator):
         step_token_advantages(*args, OwenConfig(), seed=0, clip=float("nan"))
     with pytest.raises(ValueError, match="samples"):
         step_token_advantages(*args[:4], [SAMPLE] * 3, bm25_evaluator, OwenConfig(), seed=0)
+    with pytest.raises(ValueError, match="needs credit_scale"):
+        step_token_advantages(*args, OwenConfig(), seed=0, mode="signed")
+    with pytest.raises(ValueError, match=r"credit_scale must be \[B\] = \[4\]"):
+        step_token_advantages(*args, OwenConfig(), seed=0, mode="signed", credit_scale=np.ones(3))
+    with pytest.raises(ValueError, match="only applies to mode 'signed'"):
+        step_token_advantages(*args, OwenConfig(), seed=0, credit_scale=np.ones(4))
+    with pytest.raises(ValueError, match="invert_negative does not apply"):
+        step_token_advantages(*args, OwenConfig(), seed=0, mode="signed", credit_scale=np.ones(4),
+                              invert_negative=True)
+    with pytest.raises(ValueError, match="estimator"):
+        OwenConfig(estimator="wls")
 
 
 # ------------------------------------------------------------------ the device pipeline on CPU tensors
@@ -205,12 +237,13 @@ def world_step(world, n_prompts: int = 3, group: int = 4):
 def test_device_pipeline_on_cpu_tensors_equals_numpy(dense_world, mode):
     world, retriever, ids = dense_world
     completions, offsets, mask, advantages, samples = world_step(world)
-    owen = OwenConfig(segmenter="word", w_max=4, max_coalitions=12)
+    owen = OwenConfig(segmenter="word", w_max=4, max_coalitions=12, estimator="stratified" if mode == "rank" else "spec")
     results = {}
     for device in (None, "cpu"):
         evaluator = CoalitionEvaluator(RetrievalReward(retriever, ids, k=50, device=device))
         results[device] = step_token_advantages(
-            completions, offsets, mask, advantages, samples, evaluator, owen, seed=2, mode=mode, invert_negative=True,
+            completions, offsets, mask, advantages, samples, evaluator, owen, seed=2, mode=mode,
+            invert_negative=mode != "signed", credit_scale=scale_of(mode, len(advantages)),
         )
     host, tensors = results[None], results["cpu"]
     assert isinstance(tensors.token_advantages, torch.Tensor) and tensors.token_advantages.dtype == torch.float64
@@ -236,14 +269,16 @@ def triton_report(tmp_path_factory):
 
 def test_triton_pipeline_ran_every_triton_kernel(triton_report):
     calls = triton_report["kernel_calls"]
-    assert calls["pack_windows"] >= 1 and calls["count_beaters"] >= 1 and calls["owen_token_advantages"] >= 1
-    assert triton_report["n_coalitions"] > 50
+    assert calls["pack_windows"] >= 1 and calls["count_beaters"] >= 1 and calls["owen_token_advantages"] >= 2
+    assert triton_report["spec-prop"]["n_coalitions"] > 50
 
 
-def test_triton_pipeline_equals_the_core(triton_report):
+@pytest.mark.parametrize("setting", ["spec-prop", "stratified-signed"])
+def test_triton_pipeline_equals_the_core(triton_report, setting):
     # The Triton kernels score in float32 (the C++ core in float64 from the same float32
-    # embeddings): v(S) agrees to float32 round-off and so do the advantages, scaled by max |Â|.
+    # embeddings): v(S) agrees to float32 round-off and so do the advantages, scaled by max |A|.
     assert triton_report["values_max_abs_diff"] <= 1e-6
-    assert triton_report["advantages_max_abs_diff_over_max_adv"] <= 1e-5
-    assert triton_report["phi_max_abs_diff"] <= 1e-6
-    assert triton_report["result_device"] == "cpu" and triton_report["result_dtype"] == "torch.float32"
+    report = triton_report[setting]
+    assert report["advantages_max_abs_diff_over_max_adv"] <= 1e-5
+    assert report["phi_max_abs_diff"] <= 1e-6
+    assert report["result_device"] == "cpu" and report["result_dtype"] == "torch.float32"

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from ospo_fast.attribution import step_seed, step_token_advantages
 from ospo_fast.data import WorldConfig, generate_world
+from ospo_fast.ops.grpo import group_advantage_scales
 from ospo_fast.reward import answer_token_masks
 from ospo_fast.train import trainer as trainer_module
 from ospo_fast.train.config import load_config
@@ -144,12 +145,15 @@ def test_advantages_reaching_the_loss_sit_on_the_answer(tiny_model, world, tmp_p
     assert np.allclose(adv1, -group_adv, rtol=1e-3)  # an empty answer: A_t = Â everywhere
 
 
-@pytest.mark.parametrize("algorithm", ["ospo-prop", "ospo-rank"])
-def test_trainer_advantages_are_the_library_step_function(tiny_model, world, tmp_path, monkeypatch, algorithm):
+@pytest.mark.parametrize(("algorithm", "estimator"), [("ospo-prop", "spec"), ("ospo-rank", "spec"),
+                                                     ("ospo-signed", "stratified")])
+def test_trainer_advantages_are_the_library_step_function(tiny_model, world, tmp_path, monkeypatch, algorithm,
+                                                          estimator):
     # The loss must receive exactly what ospo_fast.attribution.step_token_advantages returns for the
     # step's rollout, so the trainer cannot drift onto a path of its own.
-    cfg = tiny_config(tiny_model, tmp_path, algorithm=algorithm, advantage_clip=1.5, invert_negative=True,
-                      G=4, prompts_per_step=1, gradient_accumulation_steps=1)
+    signed = algorithm == "ospo-signed"
+    cfg = tiny_config(tiny_model, tmp_path, algorithm=algorithm, advantage_clip=1.5, invert_negative=not signed,
+                      G=4, prompts_per_step=1, gradient_accumulation_steps=1, estimator=estimator)
     trainer = Trainer(cfg, world=world)
     row = world.train()[1]
     completions = [
@@ -172,7 +176,8 @@ def test_trainer_advantages_are_the_library_step_function(tiny_model, world, tmp
     library = step_token_advantages(
         rollout.texts, rollout.token_offsets, rollout.completion_mask.numpy(), advantages, [row] * 4,
         trainer.evaluator, trainer_module.owen_config_of(cfg), seed=step_seed(cfg.seed, 0), mode=cfg.redistribution,
-        alpha=cfg.alpha, invert_negative=True, clip=1.5, out_device="cpu",
+        alpha=cfg.alpha, invert_negative=not signed, clip=1.5, out_device="cpu",
+        credit_scale=group_advantage_scales(rewards, cfg.G, cfg.advantage_eps) if signed else None,
     )
     assert library.path == "fused" and library.n_coalitions > 0
     torch.testing.assert_close(received[0], library.token_advantages, rtol=0, atol=0)

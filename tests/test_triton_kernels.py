@@ -18,15 +18,21 @@ from pathlib import Path
 
 import pytest
 
-# name: (B, T, max segments, w_max, max coalitions, mode, invert_negative, seed)
+# name: (B, T, max segments, w_max, max coalitions, mode, invert_negative, estimator, seed)
 OWEN_CASES: dict[str, tuple] = {
-    "one-response-one-token": (1, 1, 3, 2, 4, "prop", False, 0),
-    "prop": (5, 13, 5, 3, 6, "prop", False, 1),
-    "prop-inverted": (6, 7, 6, 2, 9, "prop", True, 2),
-    "rank": (5, 33, 7, 3, 12, "rank", False, 3),
-    "rank-inverted": (4, 9, 4, 4, 30, "rank", True, 4),
-    "hybrid": (3, 17, 7, 8, 96, "hybrid", False, 5),
-    "hybrid-inverted-sampled": (6, 5, 7, 3, 3, "hybrid", True, 6),
+    "one-response-one-token": (1, 1, 3, 2, 4, "prop", False, "spec", 0),
+    "prop": (5, 13, 5, 3, 6, "prop", False, "spec", 1),
+    "prop-inverted": (6, 7, 6, 2, 9, "prop", True, "spec", 2),
+    "rank": (5, 33, 7, 3, 12, "rank", False, "spec", 3),
+    "rank-inverted": (4, 9, 4, 4, 30, "rank", True, "spec", 4),
+    "hybrid": (3, 17, 7, 8, 96, "hybrid", False, "spec", 5),
+    "hybrid-inverted-sampled": (6, 5, 7, 3, 3, "hybrid", True, "spec", 6),
+    "stratified-prop": (5, 13, 6, 3, 8, "prop", False, "stratified", 7),
+    "stratified-rank-sampled": (6, 9, 7, 2, 5, "rank", True, "stratified", 8),
+    "stratified-full-plan": (4, 12, 6, 8, 64, "hybrid", False, "stratified", 9),
+    "signed": (5, 11, 6, 3, 10, "signed", False, "spec", 10),
+    "signed-stratified": (6, 17, 7, 4, 30, "signed", False, "stratified", 11),
+    "signed-stratified-one-token": (1, 1, 3, 2, 4, "signed", False, "stratified", 12),
 }
 # name: (C, N, d, S, P, k, gain, n_splits, seed)
 NDCG_CASES: dict[str, tuple] = {
@@ -96,18 +102,24 @@ def _duplicate_rows_batch():
             np.array([-0.7], dtype=np.float32))
 
 
-def _owen_error(args, mode, invert_negative) -> tuple[float, float]:
-    """(advantage error over tolerance scale, phi max abs error) of one batch."""
+def _owen_error(args, mode, invert_negative, estimator="spec") -> tuple[float, float]:
+    """(advantage error over tolerance scale, phi max abs error) of one batch; mode signed
+    draws a credit scale per response (dyadic, so float32 holds it exactly)."""
     import numpy as np
     import torch
 
     from ospo_fast.ops import reference
     from ospo_fast.kernels.owen_advantages import owen_token_advantages
 
+    scales = None
+    if mode == "signed":
+        scales = np.random.default_rng(len(args[0])).integers(1, 13, size=len(args[0])).astype(np.float32) / 4
     out, phi = owen_token_advantages(*(torch.from_numpy(np.asarray(a)) for a in args), mode,
-                                     invert_negative=invert_negative)
-    want = reference.token_advantages_batch(*args, mode, invert_negative=invert_negative)
-    want_phi, _ = reference.owen_values_batch(args[0], args[1], args[2], args[3].astype(np.float64))
+                                     invert_negative=invert_negative, estimator=estimator,
+                                     credit_scales=None if scales is None else torch.from_numpy(scales))
+    want = reference.token_advantages_batch(*args, mode, invert_negative=invert_negative, estimator=estimator,
+                                            credit_scale=scales)
+    want_phi, _ = reference.owen_values_batch(args[0], args[1], args[2], args[3].astype(np.float64), estimator)
     scale = OWEN_TOLERANCE * np.abs(want) + 1e-6 * max(float(np.abs(args[8]).max()), 1e-30)
     return float((np.abs(out.numpy() - want) / scale).max()), float(np.abs(phi.numpy() - want_phi).max(initial=0.0))
 
@@ -225,10 +237,11 @@ def _pack_error(n_responses, max_segments, max_tokens, w_max, budget, max_length
 
 def run_cases() -> dict[str, object]:
     report: dict[str, object] = {}
-    for name, (B, T, n, w_max, m, mode, invert, seed) in OWEN_CASES.items():
-        report[f"owen/{name}"] = _owen_error(_owen_batch(B, T, n, w_max, m, seed), mode, invert)
+    for name, (B, T, n, w_max, m, mode, invert, estimator, seed) in OWEN_CASES.items():
+        report[f"owen/{name}"] = _owen_error(_owen_batch(B, T, n, w_max, m, seed), mode, invert, estimator)
     for mode in ("prop", "rank", "hybrid"):
         report[f"owen/duplicate-rows-{mode}"] = _owen_error(_duplicate_rows_batch(), mode, True)
+    report["owen/duplicate-rows-signed-stratified"] = _owen_error(_duplicate_rows_batch(), "signed", False, "stratified")
     for name, (C, N, d, S, P, k, gain, splits, seed) in NDCG_CASES.items():
         report[f"ndcg/{name}"] = _ndcg_error(_ndcg_inputs(C, N, d, S, P, seed), k, gain, splits)
     ties = _ndcg_inputs(6, 40, 3, 2, 8, seed=9)
@@ -255,7 +268,8 @@ def interpreted() -> dict[str, object]:
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", [*OWEN_CASES, "duplicate-rows-prop", "duplicate-rows-rank", "duplicate-rows-hybrid"])
+@pytest.mark.parametrize("name", [*OWEN_CASES, "duplicate-rows-prop", "duplicate-rows-rank", "duplicate-rows-hybrid",
+                                  "duplicate-rows-signed-stratified"])
 def test_owen_advantages_kernel_matches_reference(interpreted, name):
     scaled_error, phi_error = interpreted[f"owen/{name}"]
     assert scaled_error <= 1.0

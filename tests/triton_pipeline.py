@@ -8,6 +8,7 @@ packing, the fused NDCG and the Owen reduction are Triton kernels. Prints one JS
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -77,21 +78,30 @@ def main() -> dict:
     triton = CoalitionEvaluator(RetrievalReward(retriever, ids, k=50, device="cpu", backend="triton"))
     core_values = score_coalitions(answers, samples, core, owen, seed=3).values
     triton_values = score_coalitions(answers, samples, triton, owen, seed=3).values.double().numpy()
-    steps = [
-        step_token_advantages(completions, offsets, mask, advantages, samples, evaluator, owen, seed=3, mode="prop",
-                              out_device=None if evaluator is core else "cpu")
-        for evaluator in (core, triton)
-    ]
-    want, got = steps[0].token_advantages, steps[1].token_advantages
-    return {
-        "kernel_calls": dict(calls),
-        "n_coalitions": steps[1].n_coalitions,
+    report = {
+        "kernel_calls": calls,
         "values_max_abs_diff": float(np.abs(triton_values - core_values).max()),
-        "advantages_max_abs_diff_over_max_adv": float(np.abs(got.double().numpy() - want).max() / np.abs(advantages).max()),
-        "phi_max_abs_diff": float(np.abs(np.concatenate(steps[1].phi) - np.concatenate(steps[0].phi)).max()),
-        "result_device": str(got.device),
-        "result_dtype": str(got.dtype),
     }
+    # The paper's setting, then the stratified estimator with signed credit.
+    for label, mode, estimator in (("spec-prop", "prop", "spec"), ("stratified-signed", "signed", "stratified")):
+        config = dataclasses.replace(owen, estimator=estimator)
+        scales = np.full(len(advantages), 2.0) if mode == "signed" else None
+        steps = [
+            step_token_advantages(completions, offsets, mask, advantages, samples, evaluator, config, seed=3,
+                                  mode=mode, out_device=None if evaluator is core else "cpu", credit_scale=scales)
+            for evaluator in (core, triton)
+        ]
+        want, got = steps[0].token_advantages, steps[1].token_advantages
+        report[label] = {
+            "n_coalitions": steps[1].n_coalitions,
+            "advantages_max_abs_diff_over_max_adv": float(np.abs(got.double().numpy() - want).max()
+                                                          / np.abs(want).max()),
+            "phi_max_abs_diff": float(np.abs(np.concatenate(steps[1].phi) - np.concatenate(steps[0].phi)).max()),
+            "result_device": str(got.device),
+            "result_dtype": str(got.dtype),
+        }
+    report["kernel_calls"] = dict(calls)
+    return report
 
 
 if __name__ == "__main__":

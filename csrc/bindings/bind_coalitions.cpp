@@ -68,8 +68,11 @@ void bind_coalitions(py::module_& m) {
       py::arg("n_segments"), py::arg("w_max"), py::arg("max_coalitions"), py::arg("seed"), py::arg("stream"));
   m.def(
       "sample_subset_coalitions",
-      [](int64_t n_segments, int64_t max_coalitions, uint64_t seed, uint64_t stream) {
+      [](int64_t n_segments, int64_t max_coalitions, uint64_t seed, uint64_t stream, const std::string& sizes) {
         require_non_negative(n_segments, "n_segments");
+        if (sizes != "half" && sizes != "kernel")
+          throw py::value_error("sizes must be 'half' or 'kernel', got '" + sizes + "'");
+        const ospo::SubsetSizes parsed = sizes == "kernel" ? ospo::SubsetSizes::Kernel : ospo::SubsetSizes::Half;
         require_budget(max_coalitions);
         // Every subset when 2**n fits the budget, else the budget's worth of rows.
         const int64_t n_rows = n_segments < 62 ? std::min(int64_t(1) << n_segments, max_coalitions) : max_coalitions;
@@ -78,14 +81,17 @@ void bind_coalitions(py::module_& m) {
         // a row of n flags, plus its copy in the sampler's set of rows already drawn
         require_allocatable(n_rows, multiply_sizes(2, std::max<int64_t>(n_segments, 1), "the mask rows of " + context),
                             "the " + std::to_string(n_rows) + " mask rows of " + context);
+        if (parsed == ospo::SubsetSizes::Kernel && n_rows > 2)  // the sizes' CDF and a shuffle order
+          require_allocatable(n_segments, 16, "the kernel sampler's " + std::to_string(n_segments) + " sizes");
         const std::vector<uint8_t> rows = naming_allocation_failure(
-            context, [&] { return ospo::sample_subset_coalitions(n_segments, max_coalitions, seed, stream); });
+            context, [&] { return ospo::sample_subset_coalitions(n_segments, max_coalitions, seed, stream, parsed); });
         const py::ssize_t out_rows = n_segments == 0 ? 1 : py::ssize_t(rows.size()) / n_segments;
         py::array_t<bool> out({out_rows, py::ssize_t(n_segments)});
         if (!rows.empty()) std::memcpy(out.mutable_data(), rows.data(), rows.size());
         return out;
       },
-      py::arg("n_segments"), py::arg("max_coalitions"), py::arg("seed"), py::arg("stream"));
+      py::arg("n_segments"), py::arg("max_coalitions"), py::arg("seed"), py::arg("stream"),
+      py::arg("sizes") = "half");
   m.def(
       "coalition_plan",
       [](const py::array& n_segments_in, int64_t w_max, int64_t max_coalitions, uint64_t seed) {

@@ -37,6 +37,31 @@ void require_advantages(const py::array_t<double, py::array::c_style>& advantage
                     "A_t = T p_t Â over a row of T tokens must stay finite");
 }
 
+// Is a credit scale needed? Signed mode requires one and other modes refuse one.
+bool needs_credit_scale(const py::object& scale_in, ospo::Mode mode, bool invert_negative) {
+  if (mode != ospo::Mode::Signed) {
+    if (!scale_in.is_none()) throw py::value_error("credit_scale only applies to mode 'signed'");
+    return false;
+  }
+  if (scale_in.is_none()) throw py::value_error("mode 'signed' needs credit_scale (advantage units per unit of credit)");
+  if (invert_negative)
+    throw py::value_error("invert_negative does not apply to mode 'signed' (its credit already pushes down what hurt)");
+  return true;
+}
+
+// Signed mode's scales [B]; an empty array in the other modes.
+py::array_t<double, py::array::c_style> credit_scales(const py::object& scales_in, ospo::Mode mode, int64_t n_rows,
+                                                      bool invert_negative = false) {
+  if (!needs_credit_scale(scales_in, mode, invert_negative)) return py::array_t<double, py::array::c_style>();
+  const auto scales = require<double>(scales_in.cast<py::array>(), "credit_scale", {n_rows});
+  require_credit_scales(scales.data(), n_rows);
+  return scales;
+}
+
+const double* data_or_null(const py::array_t<double, py::array::c_style>& array) {
+  return array.size() > 0 ? array.data() : nullptr;
+}
+
 }  // namespace
 
 void bind_credit(py::module_& m) {
@@ -58,7 +83,7 @@ void bind_credit(py::module_& m) {
   m.def(
       "redistribute",
       [](const py::array& credit_in, double advantage, const std::string& mode, const py::object& answer_mask_in,
-         double alpha) {
+         double alpha, const py::object& credit_scale) {
         const auto credit = require<double>(credit_in, "credit", {-1});
         require_finite(credit, "credit");
         if (!std::isfinite(advantage))
@@ -69,6 +94,8 @@ void bind_credit(py::module_& m) {
                                 " tokens must stay finite), got " + format_number(advantage));
         require_alpha(alpha);
         const ospo::Mode parsed = parse_mode(mode);
+        const double scale = needs_credit_scale(credit_scale, parsed, false) ? credit_scale.cast<double>() : 1.0;
+        require_credit_scales(&scale, 1);
         py::array_t<double> out(credit.size());
         const uint8_t* answer = nullptr;
         py::array_t<bool, py::array::c_style> answer_mask;
@@ -76,14 +103,17 @@ void bind_credit(py::module_& m) {
           answer_mask = require<bool>(answer_mask_in.cast<py::array>(), "answer_mask", {credit.size()});
           answer = bytes(answer_mask);
         }
-        ospo::redistribute(credit.data(), answer, credit.size(), advantage, parsed, alpha, out.mutable_data());
+        ospo::redistribute(credit.data(), answer, credit.size(), advantage, parsed, alpha, scale, out.mutable_data());
+        if (parsed == ospo::Mode::Signed) require_finite_result(out.data(), out.size());
         return out;
       },
-      py::arg("credit"), py::arg("advantage"), py::arg("mode"), py::arg("answer_mask"), py::arg("alpha"));
+      py::arg("credit"), py::arg("advantage"), py::arg("mode"), py::arg("answer_mask"), py::arg("alpha"),
+      py::arg("credit_scale") = py::none());
   m.def(
       "redistribute_batch",
       [](const py::array& credit_in, const py::array& advantages_in, const std::string& mode,
-         const py::array& token_mask_in, const py::array& answer_mask_in, double alpha) {
+         const py::array& token_mask_in, const py::array& answer_mask_in, double alpha,
+         const py::object& credit_scale) {
         const auto credit = require<double>(credit_in, "credit", {-1, -1});
         const int64_t B = credit.shape(0), T = credit.shape(1);
         const auto advantages = require<double>(advantages_in, "advantages", {B});
@@ -93,16 +123,18 @@ void bind_credit(py::module_& m) {
         require_advantages(advantages, T);
         require_alpha(alpha);
         const ospo::Mode parsed = parse_mode(mode);
+        const auto scales = credit_scales(credit_scale, parsed, B);
         py::array_t<double> out({B, T});
         {
           py::gil_scoped_release release;
           ospo::redistribute_batch(credit.data(), advantages.data(), bytes(token_mask), bytes(answer_mask), B, T,
-                                   parsed, alpha, out.mutable_data());
+                                   parsed, alpha, data_or_null(scales), out.mutable_data());
         }
+        if (parsed == ospo::Mode::Signed) require_finite_result(out.data(), out.size());
         return out;
       },
       py::arg("credit"), py::arg("advantages"), py::arg("mode"), py::arg("token_mask"), py::arg("answer_mask"),
-      py::arg("alpha"));
+      py::arg("alpha"), py::arg("credit_scale") = py::none());
   m.def(
       "token_credit_batch",
       [](const py::array& spans_in, const py::array& phi_offsets_in, const py::array& phi_in,
@@ -132,7 +164,8 @@ void bind_credit(py::module_& m) {
       [](const py::array& n_segments_in, const py::array& coalition_offsets_in, const py::array& coalitions_in,
          const py::array& values_in, const py::array& spans_in, const py::array& token_offsets_in,
          const py::array& token_mask_in, const py::array& answer_mask_in, const py::array& advantages_in,
-         const std::string& mode, double alpha, bool invert_negative) {
+         const std::string& mode, double alpha, bool invert_negative, const std::string& estimator,
+         const py::object& credit_scale) {
         const auto n_segments = require<int64_t>(n_segments_in, "n_segments", {-1});
         const int64_t B = n_segments.size();
         const auto coalition_offsets = require<int64_t>(coalition_offsets_in, "coalition_offsets", {B + 1});
@@ -163,6 +196,8 @@ void bind_credit(py::module_& m) {
         require_spans(token_offsets, "token_offsets");
         require_alpha(alpha);
         const ospo::Mode parsed = parse_mode(mode);
+        const ospo::Estimator parsed_estimator = parse_estimator(estimator);
+        const auto scales = credit_scales(credit_scale, parsed, B, invert_negative);
         py::array_t<double> out({B, T});
         py::array_t<double> phi(total_segments);
         {
@@ -170,14 +205,16 @@ void bind_credit(py::module_& m) {
           ospo::token_advantages_batch(n_segments.data(), coalition_offsets.data(),
                                        reinterpret_cast<const ospo::Window*>(coalitions.data()), values.data(),
                                        spans.data(), token_offsets.data(), bytes(token_mask), bytes(answer_mask),
-                                       advantages.data(), B, T, parsed, alpha, invert_negative, out.mutable_data(),
-                                       phi.mutable_data());
+                                       advantages.data(), B, T, parsed_estimator, parsed, alpha, invert_negative,
+                                       data_or_null(scales), out.mutable_data(), phi.mutable_data());
         }
+        if (parsed == ospo::Mode::Signed) require_finite_result(out.data(), out.size());
         return py::make_tuple(out, phi);
       },
       py::arg("n_segments"), py::arg("coalition_offsets"), py::arg("coalitions"), py::arg("values"),
       py::arg("segment_spans"), py::arg("token_offsets"), py::arg("token_mask"), py::arg("answer_mask"),
-      py::arg("advantages"), py::arg("mode"), py::arg("alpha"), py::arg("invert_negative"));
+      py::arg("advantages"), py::arg("mode"), py::arg("alpha"), py::arg("invert_negative"),
+      py::arg("estimator") = "spec", py::arg("credit_scale") = py::none());
   m.def(
       "group_advantages",
       [](const py::array& rewards_in, int64_t group_size, double eps, const std::string& scale) {

@@ -39,11 +39,16 @@ void bind_cuda(py::module_& m) {
       [](uintptr_t n_segments, uintptr_t coalition_offsets, uintptr_t coalitions, uintptr_t values,
          uintptr_t phi_offsets, uintptr_t segment_spans, uintptr_t token_offsets, uintptr_t token_mask,
          uintptr_t answer_mask, uintptr_t advantages, int64_t n_responses, int64_t n_tokens, const std::string& mode,
-         double alpha, bool invert_negative, uintptr_t phi, uintptr_t scratch, uintptr_t out, uintptr_t stream) {
+         double alpha, bool invert_negative, uintptr_t phi, uintptr_t scratch, uintptr_t out, uintptr_t stream,
+         const std::string& estimator, uintptr_t credit_scales) {
         require_non_negative(n_responses, "n_responses");
         require_non_negative(n_tokens, "n_tokens");
         require_alpha(alpha);
         const ospo::Mode parsed = parse_mode(mode);
+        const ospo::Estimator parsed_estimator = parse_estimator(estimator);
+        if (parsed == ospo::Mode::Signed) require_address(credit_scales, n_responses, "credit_scales");
+        if (parsed == ospo::Mode::Signed && invert_negative)
+          throw py::value_error("invert_negative does not apply to mode 'signed'");
         const int64_t n_cells = multiply_sizes(n_responses, n_tokens, "n_responses * n_tokens");
         require_address(n_segments, n_responses, "n_segments");
         require_address(coalition_offsets, n_responses, "coalition_offsets");
@@ -57,14 +62,14 @@ void bind_cuda(py::module_& m) {
         py::gil_scoped_release release;
         ospo::cuda::owen_token_advantages(n_segments, coalition_offsets, coalitions, values, phi_offsets,
                                           segment_spans, token_offsets, token_mask, answer_mask, advantages,
-                                          n_responses, n_tokens, parsed, alpha, invert_negative, phi, scratch, out,
-                                          stream);
+                                          credit_scales, n_responses, n_tokens, parsed_estimator, parsed, alpha,
+                                          invert_negative, phi, scratch, out, stream);
       },
       py::arg("n_segments"), py::arg("coalition_offsets"), py::arg("coalitions"), py::arg("values"),
       py::arg("phi_offsets"), py::arg("segment_spans"), py::arg("token_offsets"), py::arg("token_mask"),
       py::arg("answer_mask"), py::arg("advantages"), py::kw_only(), py::arg("n_responses"), py::arg("n_tokens"),
       py::arg("mode"), py::arg("alpha"), py::arg("invert_negative"), py::arg("phi"), py::arg("scratch"),
-      py::arg("out"), py::arg("stream"),
+      py::arg("out"), py::arg("stream"), py::arg("estimator") = "spec", py::arg("credit_scales") = uintptr_t{0},
       "Owen values -> token credit -> advantages for a CSR batch on the GPU (asynchronous on `stream`).");
   m.def(
       "pack_query_windows_cuda",

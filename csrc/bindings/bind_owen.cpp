@@ -37,8 +37,9 @@ py::array_t<int64_t> segment_offsets(const py::array_t<int64_t, py::array::c_sty
 void bind_owen(py::module_& m) {
   m.def(
       "owen_values",
-      [](int64_t n_segments, const py::array& coalitions_in, const py::array& values_in) {
+      [](int64_t n_segments, const py::array& coalitions_in, const py::array& values_in, const std::string& estimator) {
         require_non_negative(n_segments, "n_segments");
+        const ospo::Estimator parsed = parse_estimator(estimator);
         const auto values = require<double>(values_in, "values", {-1});
         require_coalition_values(values);
         const bool masks_given = has_dtype<bool>(coalitions_in);
@@ -50,16 +51,18 @@ void bind_owen(py::module_& m) {
         py::array_t<double> phi(py::ssize_t{n_segments});
         if (masks_given)
           ospo::owen_values_masks(n_segments, reinterpret_cast<const uint8_t*>(masks.data()), values.data(),
-                                  values.size(), phi.mutable_data());
+                                  values.size(), parsed, phi.mutable_data());
         else
-          ospo::owen_values_windows(n_segments, as_windows(windows), values.data(), values.size(), phi.mutable_data());
+          ospo::owen_values_windows(n_segments, as_windows(windows), values.data(), values.size(), parsed,
+                                    phi.mutable_data());
         return phi;
       },
-      py::arg("n_segments"), py::arg("coalitions"), py::arg("values"));
+      py::arg("n_segments"), py::arg("coalitions"), py::arg("values"), py::arg("estimator") = "spec");
   m.def(
       "owen_values_batch",
       [](const py::array& n_segments_in, const py::array& offsets_in, const py::array& coalitions_in,
-         const py::array& values_in) {
+         const py::array& values_in, const std::string& estimator) {
+        const ospo::Estimator parsed = parse_estimator(estimator);
         const auto n_segments = require<int64_t>(n_segments_in, "n_segments", {-1});
         const int64_t n_responses = n_segments.size();
         const auto offsets = require<int64_t>(offsets_in, "coalition_offsets", {n_responses + 1});
@@ -74,11 +77,12 @@ void bind_owen(py::module_& m) {
         {
           py::gil_scoped_release release;
           ospo::owen_values_batch(n_segments.data(), n_responses, offsets.data(), as_windows(windows), values.data(),
-                                  phi_offsets.data(), phi.mutable_data());
+                                  phi_offsets.data(), parsed, phi.mutable_data());
         }
         return py::make_tuple(phi, phi_offsets);
       },
-      py::arg("n_segments"), py::arg("coalition_offsets"), py::arg("coalitions"), py::arg("values"));
+      py::arg("n_segments"), py::arg("coalition_offsets"), py::arg("coalitions"), py::arg("values"),
+      py::arg("estimator") = "spec");
   m.def(
       "exact_shapley",
       [](const py::array& values_in) {

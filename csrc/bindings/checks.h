@@ -204,7 +204,32 @@ inline ospo::Mode parse_mode(const std::string& mode) {
   if (mode == "prop") return ospo::Mode::Prop;
   if (mode == "rank") return ospo::Mode::Rank;
   if (mode == "hybrid") return ospo::Mode::Hybrid;
-  throw py::value_error("mode must be 'prop', 'rank' or 'hybrid', got '" + mode + "'");
+  if (mode == "signed") return ospo::Mode::Signed;
+  throw py::value_error("mode must be 'prop', 'rank', 'hybrid' or 'signed', got '" + mode + "'");
+}
+
+inline ospo::Estimator parse_estimator(const std::string& estimator) {
+  if (estimator == "spec") return ospo::Estimator::Spec;
+  if (estimator == "stratified") return ospo::Estimator::Stratified;
+  throw py::value_error("estimator must be 'spec' or 'stratified', got '" + estimator + "'");
+}
+
+// Signed mode's credit scales [B]: finite and >= 0 (they turn NDCG units into advantage units).
+inline void require_credit_scales(const double* scales, int64_t n, const char* name = "credit_scale") {
+  for (int64_t b = 0; b < n; ++b)
+    if (!(std::isfinite(scales[b]) && scales[b] >= 0.0))
+      throw py::value_error(std::string(name) + " must be finite and >= 0, got " + format_number(scales[b]) +
+                            (n > 1 ? " at index " + std::to_string(b) : std::string()));
+}
+
+// Signed mode adds scaled credit to Â, which no input bound keeps finite for every scale:
+// the result is checked instead, naming what to lower.
+template <typename T>
+inline void require_finite_result(const T* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(double(out[i])))
+      throw py::value_error("mode 'signed' gave a non-finite advantage at flat index " + std::to_string(i) +
+                            ": lower credit_scale or the advantages");
 }
 
 // A segment count of windows, which hold int32 bounds; `where` locates it ("at index 3").

@@ -67,8 +67,43 @@ std::vector<Window> sample_coalitions(int64_t n_segments, int64_t w_max, int64_t
   return kept;
 }
 
+namespace {
+
+// Each segment in with chance 1/2: one bit of a 64-bit draw per segment.
+void draw_half(SplitMix64& rng, std::vector<uint8_t>& bits) {
+  const int64_t n = int64_t(bits.size());
+  for (int64_t word_start = 0; word_start < n; word_start += 64) {
+    const uint64_t word = rng.next();
+    for (int64_t bit = 0; bit < std::min<int64_t>(64, n - word_start); ++bit)
+      bits[word_start + bit] = uint8_t((word >> bit) & 1);
+  }
+}
+
+// A size by inverse CDF over `cumulative` [n - 1] (sizes 1 .. n - 1), then that many
+// segments by a partial Fisher-Yates shuffle of `order` [n].
+void draw_kernel(SplitMix64& rng, const std::vector<double>& cumulative, std::vector<int64_t>& order,
+                 std::vector<uint8_t>& bits) {
+  const int64_t n = int64_t(bits.size());
+  const double target = double(rng.next() >> 11) * 0x1.0p-53 * cumulative.back();
+  int64_t size = n - 1;
+  for (int64_t s = 1; s < n; ++s)
+    if (target < cumulative[s - 1]) {
+      size = s;
+      break;
+    }
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::fill(bits.begin(), bits.end(), uint8_t(0));
+  for (int64_t k = 0; k < size; ++k) {
+    const int64_t j = k + int64_t(rng.below(uint64_t(n - k)));
+    std::swap(order[k], order[j]);
+    bits[order[k]] = 1;
+  }
+}
+
+}  // namespace
+
 std::vector<uint8_t> sample_subset_coalitions(int64_t n_segments, int64_t max_coalitions, uint64_t seed,
-                                              uint64_t stream) {
+                                              uint64_t stream, SubsetSizes sizes) {
   const int64_t n = n_segments;
   if (n == 0) return {};
   if (n < 62 && (int64_t(1) << n) <= max_coalitions) {
@@ -82,12 +117,19 @@ std::vector<uint8_t> sample_subset_coalitions(int64_t n_segments, int64_t max_co
   std::vector<uint8_t> rows(n, 0);  // row 0: empty
   std::unordered_set<std::string> seen;
   std::vector<uint8_t> bits(n);
+  std::vector<double> cumulative;  // [n - 1] kernel mass of sizes 1 .. s, summed left to right
+  std::vector<int64_t> order;      // [n]
+  if (sizes == SubsetSizes::Kernel && max_coalitions > 2) {
+    cumulative.resize(size_t(n - 1));
+    double total = 0.0;
+    for (int64_t s = 1; s < n; ++s) cumulative[s - 1] = total += 1.0 / (double(s) * double(n - s));
+    order.resize(size_t(n));
+  }
   while (int64_t(seen.size()) < max_coalitions - 2) {
-    for (int64_t word_start = 0; word_start < n; word_start += 64) {
-      const uint64_t word = rng.next();
-      for (int64_t bit = 0; bit < std::min<int64_t>(64, n - word_start); ++bit)
-        bits[word_start + bit] = uint8_t((word >> bit) & 1);
-    }
+    if (sizes == SubsetSizes::Kernel)
+      draw_kernel(rng, cumulative, order, bits);
+    else
+      draw_half(rng, bits);
     const int64_t members = std::count(bits.begin(), bits.end(), uint8_t(1));
     if (members == 0 || members == n) continue;
     if (!seen.emplace(reinterpret_cast<const char*>(bits.data()), size_t(n)).second) continue;

@@ -27,9 +27,16 @@ std::vector<Window> contiguous_coalitions(int64_t n_segments, int64_t w_max, boo
 std::vector<Window> sample_coalitions(int64_t n_segments, int64_t w_max, int64_t max_coalitions, uint64_t seed,
                                       uint64_t stream);
 
-// Non-contiguous ablation: bool rows [K, n] flattened; row 0 empty, last row full.
+// How the ablation's subsets are drawn (python/ospo_fast/types.py SubsetSizes): each
+// segment in with chance 1/2, or a size s in [1, n) with chance proportional to
+// 1 / (s (n - s)) (the Shapley kernel's mass per size), then s segments uniformly.
+enum class SubsetSizes : int { Half = 0, Kernel = 1 };
+
+// Non-contiguous ablation: bool rows [K, n] flattened; row 0 empty, last row full, the
+// max_coalitions - 2 between distinct proper non-empty subsets (repeats redrawn); every
+// subset in bitmask order when 2**n fits the budget.
 std::vector<uint8_t> sample_subset_coalitions(int64_t n_segments, int64_t max_coalitions, uint64_t seed,
-                                              uint64_t stream);
+                                              uint64_t stream, SubsetSizes sizes);
 
 // A whole step in CSR: response b uses sample_coalitions(..., stream = b).
 struct CoalitionPlan {

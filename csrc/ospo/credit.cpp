@@ -59,7 +59,7 @@ struct RedistributionScratch {
 // Redistributes over the positions of one row given as (credit, answer?) pairs.
 template <typename CreditAt, typename IsAnswer, typename Write>
 void redistribute_positions(int64_t n_positions, CreditAt credit_at, IsAnswer is_answer, double advantage, Mode mode,
-                            double alpha, Write write, RedistributionScratch& scratch) {
+                            double alpha, double scale, Write write, RedistributionScratch& scratch) {
   auto& answer = scratch.answer_positions;
   answer.clear();
   for (int64_t i = 0; i < n_positions; ++i) {
@@ -70,6 +70,12 @@ void redistribute_positions(int64_t n_positions, CreditAt credit_at, IsAnswer is
   }
   const int64_t n_answer = int64_t(answer.size());
   if (n_answer == 0) return;
+  if (mode == Mode::Signed) {
+    double mean = 0.0;  // a sum of c / n, so that no partial sum overflows
+    for (const int64_t i : answer) mean += credit_at(i) / double(n_answer);
+    for (const int64_t i : answer) write(i, signed_advantage(credit_at(i), mean, advantage, scale));
+    return;
+  }
   double lowest = credit_at(answer[0]), highest = lowest;
   for (const int64_t i : answer) {
     lowest = std::min(lowest, credit_at(i));
@@ -93,16 +99,16 @@ void redistribute_positions(int64_t n_positions, CreditAt credit_at, IsAnswer is
 }  // namespace
 
 void redistribute(const double* credit, const uint8_t* answer_mask, int64_t n_tokens, double advantage, Mode mode,
-                  double alpha, double* out) {
+                  double alpha, double scale, double* out) {
   RedistributionScratch scratch;
   redistribute_positions(
       n_tokens, [&](int64_t i) { return credit[i]; }, [&](int64_t i) { return answer_mask == nullptr || answer_mask[i]; },
-      advantage, mode, alpha, [&](int64_t i, double value) { out[i] = value; }, scratch);
+      advantage, mode, alpha, scale, [&](int64_t i, double value) { out[i] = value; }, scratch);
 }
 
 void redistribute_batch(const double* credit, const double* advantages, const uint8_t* token_mask,
                         const uint8_t* answer_mask, int64_t n_rows, int64_t n_cols, Mode mode, double alpha,
-                        double* out) {
+                        const double* scales, double* out) {
   parallel_for(n_rows, 2048, [&](int64_t begin, int64_t end) {
     RedistributionScratch scratch;
     std::vector<int64_t> real;
@@ -116,7 +122,7 @@ void redistribute_batch(const double* credit, const double* advantages, const ui
       redistribute_positions(
           int64_t(real.size()), [&](int64_t i) { return credit[real[i]]; },
           [&](int64_t i) { return answer_mask == nullptr || answer_mask[real[i]]; }, advantages[b], mode, alpha,
-          [&](int64_t i, double value) { out[real[i]] = value; }, scratch);
+          scales == nullptr ? 1.0 : scales[b], [&](int64_t i, double value) { out[real[i]] = value; }, scratch);
     }
   });
 }
@@ -138,12 +144,12 @@ void token_credit_batch(const int64_t* segment_spans, const int64_t* phi_offsets
 void token_advantages_batch(const int64_t* n_segments, const int64_t* coalition_offsets, const Window* windows,
                             const double* values, const int64_t* segment_spans, const int64_t* token_offsets,
                             const uint8_t* token_mask, const uint8_t* answer_mask, const double* advantages,
-                            int64_t n_rows, int64_t n_cols, Mode mode, double alpha, bool invert_negative,
-                            double* out, double* phi) {
+                            int64_t n_rows, int64_t n_cols, Estimator estimator, Mode mode, double alpha,
+                            bool invert_negative, const double* scales, double* out, double* phi) {
   std::vector<int64_t> phi_offsets(n_rows + 1, 0);
   for (int64_t b = 0; b < n_rows; ++b)
     phi_offsets[b + 1] = checked_add(phi_offsets[b], n_segments[b], "the sum of n_segments");
-  owen_values_batch(n_segments, n_rows, coalition_offsets, windows, values, phi_offsets.data(), phi);
+  owen_values_batch(n_segments, n_rows, coalition_offsets, windows, values, phi_offsets.data(), estimator, phi);
   std::vector<double> credit(size_t(n_rows * n_cols));
   token_credit_batch(segment_spans, phi_offsets.data(), phi, token_offsets, token_mask, n_rows, n_cols,
                      credit.data());
@@ -153,7 +159,7 @@ void token_advantages_batch(const int64_t* n_segments, const int64_t* coalition_
     if (invert_negative && advantages[b] < 0.0)
       for (int64_t t = 0; t < n_cols; ++t) row[t] = -row[t];
   }
-  redistribute_batch(credit.data(), advantages, token_mask, answer_mask, n_rows, n_cols, mode, alpha, out);
+  redistribute_batch(credit.data(), advantages, token_mask, answer_mask, n_rows, n_cols, mode, alpha, scales, out);
 }
 
 }  // namespace ospo

@@ -24,13 +24,14 @@ void check_launch(const char* kernel);
 //   n_segments [B] int64, coalition_offsets [B+1] int64, coalitions [K, 2] int32
 //   windows, values [K] float32, phi_offsets [B+1] int64, segment_spans [S, 2] int64,
 //   token_offsets [B, T, 2] int64, token_mask / answer_mask [B, T] uint8 (bool),
-//   advantages [B] float32.
+//   advantages [B] float32, credit_scales [B] float32 (Mode::Signed; 0 otherwise).
 // Outputs: phi [S] float64, scratch [B, T] float64 (work space), out [B, T] float32.
 void owen_token_advantages(uintptr_t n_segments, uintptr_t coalition_offsets, uintptr_t coalitions,
                            uintptr_t values, uintptr_t phi_offsets, uintptr_t segment_spans,
                            uintptr_t token_offsets, uintptr_t token_mask, uintptr_t answer_mask,
-                           uintptr_t advantages, int64_t n_responses, int64_t n_tokens, Mode mode, double alpha,
-                           bool invert_negative, uintptr_t phi, uintptr_t scratch, uintptr_t out, uintptr_t stream);
+                           uintptr_t advantages, uintptr_t credit_scales, int64_t n_responses, int64_t n_tokens,
+                           Estimator estimator, Mode mode, double alpha, bool invert_negative, uintptr_t phi,
+                           uintptr_t scratch, uintptr_t out, uintptr_t stream);
 
 // ospo::pack_windows on the GPU, one block per row. Row k's segments are
 // first_segment[k] + [start, end) of windows[k]:

@@ -68,7 +68,52 @@ OSPO_HD int64_t span_overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1) {
   return hi > lo ? hi - lo : 0;
 }
 
-enum class Mode : int { Prop = 0, Rank = 1, Hybrid = 2 };
+enum class Mode : int { Prop = 0, Rank = 1, Hybrid = 2, Signed = 3 };
+
+// How the Owen values read the scored coalitions (python/ospo_fast/types.py OwenEstimator).
+enum class Estimator : int { Spec = 0, Stratified = 1 };
+
+// The stratified estimator over windows, for player i of n: the marginal contributions
+// of i that the plan scored, grouped by the size s of the coalition it joins (∅ -> {i};
+// the window ending at i - 1 or starting at i + 1, of width s, grown by i). Each group
+// is averaged, then the groups alike: Shapley's own weighting of sizes, restricted to
+// the sizes the plan reached. `windows` answers row(start, end) (-1: not scored) and
+// value(row); `widest` bounds the coalitions that can join (the widest row narrower
+// than n). The CPU loop and the CUDA kernel both call this.
+template <typename Windows>
+OSPO_HD double stratified_phi(const Windows& windows, int64_t i, int64_t n, int64_t widest) {
+  double total = 0.0;
+  int64_t n_sizes = 0;
+  const int64_t empty = windows.row(0, 0), single = windows.row(i, i + 1);
+  if (empty >= 0 && single >= 0) {
+    total += windows.value(single) - windows.value(empty);
+    n_sizes = 1;
+  }
+  const int64_t largest = widest < n - 1 ? widest : n - 1;
+  for (int64_t s = 1; s <= largest; ++s) {
+    double sum = 0.0;
+    int64_t count = 0;
+    if (i >= s) {  // the window [i - s, i) grown by i on its right
+      const int64_t base = windows.row(i - s, i), grown = base >= 0 ? windows.row(i - s, i + 1) : -1;
+      if (grown >= 0) {
+        sum += windows.value(grown) - windows.value(base);
+        ++count;
+      }
+    }
+    if (i + 1 + s <= n) {  // the window [i + 1, i + 1 + s) grown by i on its left
+      const int64_t base = windows.row(i + 1, i + 1 + s), grown = base >= 0 ? windows.row(i, i + 1 + s) : -1;
+      if (grown >= 0) {
+        sum += windows.value(grown) - windows.value(base);
+        ++count;
+      }
+    }
+    if (count > 0) {
+      total += sum / double(count);
+      ++n_sizes;
+    }
+  }
+  return n_sizes > 0 ? total / double(n_sizes) : 0.0;
+}
 
 // Largest finite double (DBL_MAX), spelled out so device code needs no <cfloat>.
 constexpr double kMaxDouble = 1.7976931348623157e308;
@@ -92,6 +137,13 @@ OSPO_HD double redistribution_weight(Mode mode, double scaled, double scaled_sum
   if (mode == Mode::Rank) return average_rank / (0.5 * double(n_answer) * double(n_answer + 1));
   if (mode == Mode::Hybrid) return alpha * prop + (1.0 - alpha) / double(n_answer);
   return prop;
+}
+
+// Signed mode's advantage of one answer token: Â plus its credit's offset from the
+// answer's mean credit, in advantage units (`scale`, e.g. 1 / the group's reward std).
+// Halved terms keep the offset finite for credits of both signs near ±DBL_MAX.
+OSPO_HD double signed_advantage(double credit, double mean_credit, double advantage, double scale) {
+  return advantage + (2.0 * scale) * (0.5 * credit - 0.5 * mean_credit);
 }
 
 }  // namespace ospo

@@ -102,16 +102,57 @@ void owen_windows_indexed(int64_t n, const Window* windows, const double* values
   }
 }
 
+// The scored windows of one response as stratified_phi (math.h) reads them.
+struct IndexedWindows {
+  const WindowIndex& index;
+  const double* values;
+  int64_t row(int64_t start, int64_t end) const { return index.row(start, end); }
+  double value(int64_t r) const { return values[r]; }
+};
+
+// phi += (v(N) - v(∅)) / n - mean(phi), so sum(phi) = v(N) - v(∅), Shapley's
+// efficiency; v(∅) counts as 0 when ∅ was not scored (an empty query scores 0), and
+// nothing moves when N was not scored. Means, not sums, so that nothing overflows.
+void shift_to_efficiency(int64_t n, int64_t full_row, int64_t empty_row, const double* values, double* phi) {
+  if (n == 0 || full_row < 0) return;
+  double mean = 0.0;
+  for (int64_t i = 0; i < n; ++i) mean += phi[i] / double(n);
+  const double empty = empty_row >= 0 ? values[empty_row] : 0.0;
+  const double shift = values[full_row] / double(n) - empty / double(n) - mean;
+  for (int64_t i = 0; i < n; ++i) phi[i] += shift;
+}
+
+void stratified_windows_indexed(int64_t n, const Window* windows, const double* values, int64_t n_rows,
+                                const WindowIndex& index, double* phi) {
+  int64_t widest = 0;  // the widest window that can still be joined
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const int64_t width = windows[r].end - windows[r].start;
+    if (width < n && width > widest) widest = width;
+  }
+  const IndexedWindows view{index, values};
+  for (int64_t i = 0; i < n; ++i) phi[i] = stratified_phi(view, i, n, widest);
+  shift_to_efficiency(n, n > 0 ? index.row(0, n) : -1, index.row(0, 0), values, phi);
+}
+
+void windows_indexed(int64_t n, const Window* windows, const double* values, int64_t n_rows, const WindowIndex& index,
+                     Estimator estimator, double* phi) {
+  if (estimator == Estimator::Stratified)
+    stratified_windows_indexed(n, windows, values, n_rows, index, phi);
+  else
+    owen_windows_indexed(n, windows, values, n_rows, index, phi);
+}
+
 }  // namespace
 
 void owen_values_windows(int64_t n_segments, const Window* windows, const double* values, int64_t n_rows,
-                         double* phi) {
+                         Estimator estimator, double* phi) {
   WindowIndex index;
   index.build(n_segments, windows, n_rows);
-  owen_windows_indexed(n_segments, windows, values, n_rows, index, phi);
+  windows_indexed(n_segments, windows, values, n_rows, index, estimator, phi);
 }
 
-void owen_values_masks(int64_t n_segments, const uint8_t* masks, const double* values, int64_t n_rows, double* phi) {
+void owen_values_masks(int64_t n_segments, const uint8_t* masks, const double* values, int64_t n_rows,
+                       Estimator estimator, double* phi) {
   const int64_t n = n_segments;
   std::unordered_map<std::string, int64_t> row_of;
   row_of.reserve(size_t(n_rows) * 2);
@@ -128,6 +169,13 @@ void owen_values_masks(int64_t n_segments, const uint8_t* masks, const double* v
     if (!inserted.second) invalid_row(r, "repeats row " + std::to_string(inserted.first->second));
   }
   for (int64_t i = 0; i < n; ++i) phi[i] = 0.0;
+  // Stratified: each marginal contribution as (player, size of S, row order) -> delta,
+  // grouped by player and size in the order the rows give them.
+  struct Contribution {
+    int64_t player, size, order;
+    double delta;
+  };
+  std::vector<Contribution> contributions;
   std::string grown;
   for (int64_t r = 0; r < n_rows; ++r) {
     grown.assign(reinterpret_cast<const char*>(masks + r * n), size_t(n));
@@ -136,14 +184,45 @@ void owen_values_masks(int64_t n_segments, const uint8_t* masks, const double* v
       if (grown[i]) continue;
       grown[i] = 1;
       const auto found = row_of.find(grown);
-      if (found != row_of.end()) phi[i] += (values[found->second] - values[r]) * weight;
+      if (found != row_of.end()) {
+        if (estimator == Estimator::Stratified)
+          contributions.push_back({i, sizes[r], int64_t(contributions.size()), values[found->second] - values[r]});
+        else
+          phi[i] += (values[found->second] - values[r]) * weight;
+      }
       grown[i] = 0;
     }
   }
+  if (estimator != Estimator::Stratified) return;
+  std::sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
+    return a.player != b.player ? a.player < b.player : a.size != b.size ? a.size < b.size : a.order < b.order;
+  });
+  for (size_t first = 0; first < contributions.size();) {
+    const int64_t player = contributions[first].player;
+    double total = 0.0;
+    int64_t n_sizes = 0;
+    while (first < contributions.size() && contributions[first].player == player) {
+      const int64_t size = contributions[first].size;
+      double sum = 0.0;
+      int64_t count = 0;
+      for (; first < contributions.size() && contributions[first].player == player &&
+             contributions[first].size == size;
+           ++first, ++count)
+        sum += contributions[first].delta;
+      total += sum / double(count);
+      ++n_sizes;
+    }
+    phi[player] = total / double(n_sizes);
+  }
+  const auto found_full = row_of.find(std::string(size_t(n), char(1)));
+  const auto found_empty = row_of.find(std::string(size_t(n), char(0)));
+  shift_to_efficiency(n, found_full == row_of.end() ? -1 : found_full->second,
+                      found_empty == row_of.end() ? -1 : found_empty->second, values, phi);
 }
 
 void owen_values_batch(const int64_t* n_segments, int64_t n_responses, const int64_t* coalition_offsets,
-                       const Window* windows, const double* values, const int64_t* phi_offsets, double* phi) {
+                       const Window* windows, const double* values, const int64_t* phi_offsets, Estimator estimator,
+                       double* phi) {
   parallel_for(n_responses, 1024, [&](int64_t begin, int64_t end) {
     WindowIndex index;
     for (int64_t b = begin; b < end; ++b) {
@@ -153,7 +232,7 @@ void owen_values_batch(const int64_t* n_segments, int64_t n_responses, const int
       } catch (const std::invalid_argument& error) {
         throw std::invalid_argument("response " + std::to_string(b) + ", " + error.what());
       }
-      owen_windows_indexed(n_segments[b], windows + lo, values + lo, n_rows, index, phi + phi_offsets[b]);
+      windows_indexed(n_segments[b], windows + lo, values + lo, n_rows, index, estimator, phi + phi_offsets[b]);
     }
   });
 }

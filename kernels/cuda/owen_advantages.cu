@@ -1,5 +1,5 @@
-// One launch per RL step: Owen values -> token credit -> token advantages, one block
-// per response. Twins: reference.token_advantages_batch (the oracle),
+// One launch per RL step: Owen values (spec or stratified) -> token credit -> token
+// advantages (prop, rank, hybrid or signed), one block per response. Twins: reference.token_advantages_batch (the oracle),
 // kernels/triton/owen_advantages.py, ospo::token_advantages_batch (CPU).
 //
 // The formulas are ospo/math.h's, in float64: min-max scaling amplifies rounding
@@ -53,17 +53,27 @@ __device__ T block_reduce(T value, T identity, Op op, T* partial) {
   return result;
 }
 
-__device__ bool same_set(const Window& a, int64_t start, int64_t end) {
+__host__ __device__ bool same_set(const Window& a, int64_t start, int64_t end) {
   const bool empty = start == end;
   return empty ? a.start == a.end : (a.start == start && a.end == end);
 }
 
 // The last row holding the set [start, end), or -1.
-__device__ int64_t last_row_of(const Window* rows, int64_t n_rows, int64_t start, int64_t end) {
+__host__ __device__ int64_t last_row_of(const Window* rows, int64_t n_rows, int64_t start, int64_t end) {
   for (int64_t r = n_rows - 1; r >= 0; --r)
     if (same_set(rows[r], start, end)) return r;
   return -1;
 }
+
+// The rows of one response as math.h stratified_phi reads them, with the reference's
+// set semantics (last_row_of).
+struct DeviceWindows {
+  const Window* rows;
+  const float* values;
+  int64_t n_rows;
+  __host__ __device__ int64_t row(int64_t start, int64_t end) const { return last_row_of(rows, n_rows, start, end); }
+  __host__ __device__ double value(int64_t r) const { return double(values[r]); }
+};
 
 // Spec §5 for segment i, accumulated over the rows in order as the reference does.
 __device__ double owen_value(const Window* rows, const float* values, int64_t n_rows, int64_t n, int64_t i) {
@@ -116,7 +126,8 @@ __global__ void __launch_bounds__(kThreads) owen_advantages_kernel(
     const uint8_t* __restrict__ token_mask,         // [B, T]
     const uint8_t* __restrict__ answer_mask,        // [B, T]
     const float* __restrict__ advantages,           // [B]
-    int64_t n_tokens, Mode mode, double alpha, bool invert_negative,
+    const float* __restrict__ credit_scales,        // [B] (Signed mode; null otherwise)
+    int64_t n_tokens, Estimator estimator, Mode mode, double alpha, bool invert_negative,
     // outputs
     double* __restrict__ phi,      // [S]
     double* __restrict__ scratch,  // [B, T]
@@ -131,8 +142,31 @@ __global__ void __launch_bounds__(kThreads) owen_advantages_kernel(
   const double advantage = advantages[b];
   const int64_t row = b * n_tokens;
 
-  for (int64_t i = threadIdx.x; i < n; i += kThreads)
-    phi_b[i] = owen_value(windows + row_lo, values + row_lo, n_rows, n, i);
+  const Window* rows_b = windows + row_lo;
+  const float* values_b = values + row_lo;
+  if (estimator == Estimator::Stratified) {
+    int64_t widest = 0;  // the widest row that can still be joined
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const int64_t width = rows_b[r].end - rows_b[r].start;
+      if (width < n && width > widest) widest = width;
+    }
+    const DeviceWindows view{rows_b, values_b, n_rows};
+    double share = 0.0;  // this thread's part of mean(phi)
+    for (int64_t i = threadIdx.x; i < n; i += kThreads) {
+      phi_b[i] = stratified_phi(view, i, n, widest);
+      share += phi_b[i] / double(n);
+    }
+    const double mean = block_reduce(share, 0.0, SumOp(), partial_f64);
+    // Efficiency, as ospo::shift_to_efficiency: sum phi = v(N) - v(∅) when N was scored.
+    const int64_t full = n > 0 ? last_row_of(rows_b, n_rows, 0, n) : -1, empty = last_row_of(rows_b, n_rows, 0, 0);
+    if (full >= 0) {
+      const double empty_value = empty >= 0 ? double(values_b[empty]) : 0.0;
+      const double shift = double(values_b[full]) / double(n) - empty_value / double(n) - mean;
+      for (int64_t i = threadIdx.x; i < n; i += kThreads) phi_b[i] += shift;
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += kThreads) phi_b[i] = owen_value(rows_b, values_b, n_rows, n, i);
+  }
   __syncthreads();  // every token reads every phi of the response
 
   // scratch holds the answer's credit, then its min-max scaled credit; NaN elsewhere.
@@ -157,16 +191,24 @@ __global__ void __launch_bounds__(kThreads) owen_advantages_kernel(
   highest = block_reduce(highest, double(-INFINITY), MaxOp(), partial_f64);
   n_answer = block_reduce(n_answer, 0LL, SumOp(), partial_i64);
 
+  // Signed mode keeps the raw credit and sums c / n_answer (its mean); the others
+  // min-max scale it in place and sum the scaled credit.
+  const bool is_signed = mode == Mode::Signed;
   double scaled_sum = 0.0;
   for (int64_t t = threadIdx.x; t < n_tokens; t += kThreads) {
     const double credit = scratch[row + t];
     if (isnan(credit)) continue;
+    if (is_signed) {
+      scaled_sum += credit / double(n_answer);
+      continue;
+    }
     const double scaled = min_max_scale(credit, lowest, highest);
     scratch[row + t] = scaled;
     scaled_sum += scaled;
   }
   // The reduction's barriers also order the scratch writes above before the reads below.
   scaled_sum = block_reduce(scaled_sum, 0.0, SumOp(), partial_f64);
+  const double scale = is_signed ? double(credit_scales[b]) : 1.0;
 
   for (int64_t t = threadIdx.x; t < n_tokens; t += kThreads) {
     if (!token_mask[row + t]) {
@@ -176,6 +218,10 @@ __global__ void __launch_bounds__(kThreads) owen_advantages_kernel(
     const double scaled = scratch[row + t];
     if (isnan(scaled)) {
       out[row + t] = float(advantage);
+      continue;
+    }
+    if (is_signed) {
+      out[row + t] = float(signed_advantage(scaled, scaled_sum, advantage, scale));
       continue;
     }
     double rank = 0.0;
@@ -197,17 +243,19 @@ __global__ void __launch_bounds__(kThreads) owen_advantages_kernel(
 
 void owen_token_advantages(uintptr_t n_segments, uintptr_t coalition_offsets, uintptr_t coalitions, uintptr_t values,
                            uintptr_t phi_offsets, uintptr_t segment_spans, uintptr_t token_offsets,
-                           uintptr_t token_mask, uintptr_t answer_mask, uintptr_t advantages, int64_t n_responses,
-                           int64_t n_tokens, Mode mode, double alpha, bool invert_negative, uintptr_t phi,
-                           uintptr_t scratch, uintptr_t out, uintptr_t stream) {
+                           uintptr_t token_mask, uintptr_t answer_mask, uintptr_t advantages,
+                           uintptr_t credit_scales, int64_t n_responses, int64_t n_tokens, Estimator estimator,
+                           Mode mode, double alpha, bool invert_negative, uintptr_t phi, uintptr_t scratch,
+                           uintptr_t out, uintptr_t stream) {
   if (n_responses == 0) return;
   owen_advantages_kernel<<<dim3(unsigned(n_responses)), kThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
       reinterpret_cast<const int64_t*>(n_segments), reinterpret_cast<const int64_t*>(coalition_offsets),
       reinterpret_cast<const Window*>(coalitions), reinterpret_cast<const float*>(values),
       reinterpret_cast<const int64_t*>(phi_offsets), reinterpret_cast<const int64_t*>(segment_spans),
       reinterpret_cast<const int64_t*>(token_offsets), reinterpret_cast<const uint8_t*>(token_mask),
-      reinterpret_cast<const uint8_t*>(answer_mask), reinterpret_cast<const float*>(advantages), n_tokens, mode,
-      alpha, invert_negative, reinterpret_cast<double*>(phi), reinterpret_cast<double*>(scratch),
+      reinterpret_cast<const uint8_t*>(answer_mask), reinterpret_cast<const float*>(advantages),
+      reinterpret_cast<const float*>(credit_scales), n_tokens, estimator, mode, alpha, invert_negative,
+      reinterpret_cast<double*>(phi), reinterpret_cast<double*>(scratch),
       reinterpret_cast<float*>(out));
   check_launch("owen_advantages_kernel");
 }

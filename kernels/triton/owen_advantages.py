@@ -1,5 +1,8 @@
 """One launch per RL step: Owen values -> token credit -> token advantages.
 
+Estimators: spec §5 (``ESTIMATOR`` 0) or size-stratified (1); modes prop, rank, hybrid
+(spec §6.4) and signed (``MODE`` 3: Â plus the scaled, centred credit).
+
 Program ``b`` handles response ``b`` of the CSR batch from its coalition values to its
 row of advantages, so a step costs one launch whatever the batch size. The math is
 ``reference.token_advantages_batch`` (spec §5-§6); the CUDA twin is
@@ -23,10 +26,11 @@ import torch
 import triton
 import triton.language as tl
 
-from ospo_fast.types import RedistributionMode, check_choice
+from ospo_fast.types import OwenEstimator, RedistributionMode, check_choice
 
-# The kernel's code for each mode (its MODE constexpr).
-MODE_IDS: dict[str, int] = {"prop": 0, "rank": 1, "hybrid": 2}
+# The kernel's code for each mode (its MODE constexpr) and estimator (ESTIMATOR).
+MODE_IDS: dict[str, int] = {"prop": 0, "rank": 1, "hybrid": 2, "signed": 3}
+ESTIMATOR_IDS: dict[str, int] = {"spec": 0, "stratified": 1}
 # The [BLOCK_T, chunk] tiles of the credit (segments) and RANK (tokens) loops hold at
 # most this many float64 values, so long completions take narrower chunks.
 TILE_ELEMENTS = 4096
@@ -57,22 +61,23 @@ def _row_of(table_ptr, n, start, end, mask):
 
 
 @triton.jit
-def _owen_phi(
-    coalitions_ptr, values_ptr, table_ptr, row_lo, n_rows, n, BLOCK_S: tl.constexpr, ROW_CHUNK: tl.constexpr
-):
-    """φ [BLOCK_S] float64 of one response from its window rows (spec §5).
-
-    ``table`` ([(n + 1)²] int32, all -1 on entry) maps each window to its row; the
-    reference keys values by set, so the last row of a repeated set wins (atomic max).
-    """
+def _fill_table(coalitions_ptr, table_ptr, row_lo, n_rows, n, ROW_CHUNK: tl.constexpr):
+    """``table`` ([(n + 1)²] int32, all -1 on entry) maps each window to its row; the
+    reference keys values by set, so the last row of a repeated set wins (atomic max)."""
     for r0 in range(0, n_rows, ROW_CHUNK):
         rows = r0 + tl.arange(0, ROW_CHUNK)
         row_ok = rows < n_rows
         start = tl.load(coalitions_ptr + 2 * (row_lo + rows), mask=row_ok, other=0)
         end = tl.load(coalitions_ptr + 2 * (row_lo + rows) + 1, mask=row_ok, other=0)
         tl.atomic_max(table_ptr + tl.where(start == end, 0, start * (n + 1) + end), rows, mask=row_ok)
-    tl.debug_barrier()  # the table is read back below
+    tl.debug_barrier()  # the table is read back by the estimators
 
+
+@triton.jit
+def _owen_phi(
+    coalitions_ptr, values_ptr, table_ptr, row_lo, n_rows, n, BLOCK_S: tl.constexpr, ROW_CHUNK: tl.constexpr
+):
+    """φ [BLOCK_S] float64 of one response from its window rows (spec §5), through the filled table."""
     segments = tl.arange(0, BLOCK_S)
     segment_ok = segments < n
     single_row = _row_of(table_ptr, n, segments, segments + 1, segment_ok)  # [S]
@@ -104,6 +109,53 @@ def _owen_phi(
         to_left = tl.where(start[None, :] - 1 == segments[:, None], gain_left[None, :], 0.0)  # [S, R]
         phi += tl.sum(from_empty + to_right + to_left, axis=1)
     return phi
+
+
+@triton.jit
+def _window_delta(values_ptr, table_ptr, row_lo, n, base_start, base_end, grown_start, grown_end, ok):
+    """``v(grown) − v(base)`` [S] float64 where both windows were scored, and whether they were."""
+    base = _row_of(table_ptr, n, base_start, base_end, ok)
+    grown = _row_of(table_ptr, n, grown_start, grown_end, ok & (base >= 0))
+    scored = grown >= 0
+    base_value = tl.load(values_ptr + row_lo + base, mask=scored, other=0.0).to(tl.float64)
+    grown_value = tl.load(values_ptr + row_lo + grown, mask=scored, other=0.0).to(tl.float64)
+    return tl.where(scored, grown_value - base_value, 0.0), scored
+
+
+@triton.jit
+def _stratified_phi(values_ptr, table_ptr, row_lo, n, BLOCK_S: tl.constexpr):
+    """φ [BLOCK_S] float64 by size strata (``ospo::stratified_phi``), shifted to efficiency.
+
+    Per player and coalition size: the mean of the marginal contributions the plan
+    scored (∅ → {i}; the window of that width ending just left of i, or starting just
+    right of it, grown by i); the mean over the sizes reached; then every φ moves by
+    ``(v(N) − v(∅)) / n − mean(φ)`` when N was scored. Reads the filled window table.
+    """
+    segments = tl.arange(0, BLOCK_S)
+    ok = segments < n
+    nowhere = segments * 0  # ∅ as a block of windows, one per player
+    total, scored = _window_delta(values_ptr, table_ptr, row_lo, n, nowhere, nowhere, segments, segments + 1, ok)
+    n_sizes = scored.to(tl.int32)
+    for s in range(1, n):
+        left, left_scored = _window_delta(
+            values_ptr, table_ptr, row_lo, n, segments - s, segments, segments - s, segments + 1, ok & (segments >= s)
+        )
+        right, right_scored = _window_delta(
+            values_ptr, table_ptr, row_lo, n, segments + 1, segments + 1 + s, segments, segments + 1 + s,
+            ok & (segments + 1 + s <= n),
+        )
+        count = left_scored.to(tl.int32) + right_scored.to(tl.int32)
+        total += tl.where(count > 0, (left + right) / tl.maximum(count, 1).to(tl.float64), 0.0)
+        n_sizes += (count > 0).to(tl.int32)
+    phi = tl.where(n_sizes > 0, total / tl.maximum(n_sizes, 1).to(tl.float64), 0.0)
+    n_real = tl.maximum(n, 1).to(tl.float64)
+    mean = tl.sum(tl.where(ok, phi / n_real, 0.0))
+    full = _row_of(table_ptr, n, 0, n, n > 0)
+    empty = _row_of(table_ptr, n, 0, 0, n > 0)
+    full_value = tl.load(values_ptr + row_lo + full, mask=full >= 0, other=0.0).to(tl.float64)
+    empty_value = tl.load(values_ptr + row_lo + empty, mask=empty >= 0, other=0.0).to(tl.float64)
+    shift = full_value / n_real - empty_value / n_real - mean
+    return tl.where(ok & (full >= 0), phi + shift, phi)
 
 
 @triton.jit
@@ -166,6 +218,7 @@ def _owen_advantages_kernel(
     token_mask_ptr,  # [B, T] bool
     answer_mask_ptr,  # [B, T] bool
     advantages_ptr,  # [B] float
+    credit_scales_ptr,  # [B] float (MODE 3 only)
     # outputs
     phi_ptr,  # [S] float64
     table_ptr,  # [B, (n_max + 1)²] int32 work space, all -1
@@ -175,6 +228,7 @@ def _owen_advantages_kernel(
     n_tokens,
     alpha,
     MODE: tl.constexpr,
+    ESTIMATOR: tl.constexpr,
     INVERT_NEGATIVE: tl.constexpr,
     BLOCK_S: tl.constexpr,
     ROW_CHUNK: tl.constexpr,
@@ -189,7 +243,12 @@ def _owen_advantages_kernel(
     seg_lo = tl.load(phi_offsets_ptr + b)
     advantage = tl.load(advantages_ptr + b).to(tl.float64)
 
-    phi = _owen_phi(coalitions_ptr, values_ptr, table_ptr + b * table_stride, row_lo, n_rows, n, BLOCK_S, ROW_CHUNK)
+    table_b = table_ptr + b * table_stride
+    _fill_table(coalitions_ptr, table_b, row_lo, n_rows, n, ROW_CHUNK)
+    if ESTIMATOR == 1:
+        phi = _stratified_phi(values_ptr, table_b, row_lo, n, BLOCK_S)
+    else:
+        phi = _owen_phi(coalitions_ptr, values_ptr, table_b, row_lo, n_rows, n, BLOCK_S, ROW_CHUNK)
     segments = tl.arange(0, BLOCK_S)
     tl.store(phi_ptr + seg_lo + segments, phi, mask=segments < n)
     tl.debug_barrier()  # the credit below reads φ back in chunks
@@ -209,6 +268,10 @@ def _owen_advantages_kernel(
             credit = -credit
 
     n_answer = tl.sum(answer.to(tl.int64))
+    answer_count = tl.maximum(n_answer, 1).to(tl.float64)
+    # Signed mode's mean answer credit, a sum of c / n_answer (math.h signed_advantage).
+    mean_credit = tl.sum(tl.where(answer, credit / answer_count, 0.0))
+    raw_credit = credit
     # Off-answer lanes are replaced by in-range values so that nothing below is inf/NaN.
     lowest = tl.min(tl.where(answer, credit, float("inf")))
     lowest = tl.where(n_answer > 0, lowest, 0.0)
@@ -216,7 +279,6 @@ def _owen_advantages_kernel(
     spread = tl.max(credit) - lowest
     scaled = tl.where(spread == 0, 0.5, (credit - lowest) / tl.where(spread == 0, 1.0, spread))  # [T]
     scaled_sum = tl.sum(tl.where(answer, scaled, 0.0))
-    answer_count = tl.maximum(n_answer, 1).to(tl.float64)
     prop = scaled / tl.where(scaled_sum == 0, 1.0, scaled_sum)
     if MODE == 1:
         tl.store(scratch_ptr + row_base + tokens, tl.where(answer, scaled, float("nan")), mask=token_ok)
@@ -227,7 +289,11 @@ def _owen_advantages_kernel(
         weight = alpha * prop + (1.0 - alpha) / answer_count
     else:
         weight = prop
-    result = tl.where(answer, answer_count * weight * advantage, tl.where(real, advantage, 0.0))
+    on_answer = answer_count * weight * advantage
+    if MODE == 3:
+        scale = tl.load(credit_scales_ptr + b).to(tl.float64)
+        on_answer = advantage + (2.0 * scale) * (0.5 * raw_credit - 0.5 * mean_credit)
+    result = tl.where(answer, on_answer, tl.where(real, advantage, 0.0))
     tl.store(out_ptr + row_base + tokens, result.to(tl.float32), mask=token_ok)
 
 
@@ -249,16 +315,22 @@ def owen_token_advantages(
     *,
     alpha: float = 0.7,
     invert_negative: bool = False,
+    estimator: OwenEstimator = "spec",
+    credit_scales: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """OSPO token advantages of a CSR batch in one launch.
 
     Shapes: ``n_segments [B]``, ``coalition_offsets [B+1]``, ``coalitions [K, 2]`` windows,
     ``values [K]``, ``segment_spans [sum n, 2]``, ``token_offsets [B, T, 2]``,
-    ``token_mask``/``answer_mask [B, T]``, ``advantages [B]``, all on one device.
+    ``token_mask``/``answer_mask [B, T]``, ``advantages [B]``, all on one device;
+    ``credit_scales [B]`` in mode "signed" (advantage units per unit of credit).
     Returns ``(advantages [B, T] float32, phi [sum n] float64)``. Every window must lie
     within its response's segments; the kernel trusts that (``ospo_fast.gpu`` checks it).
     """
     check_choice("mode", mode, RedistributionMode)
+    check_choice("estimator", estimator, OwenEstimator)
+    if (mode == "signed") != (credit_scales is not None):
+        raise ValueError("credit_scales is required with mode 'signed' and only applies there")
     device = values.device
     n_segments = n_segments.to(device=device, dtype=torch.int64).contiguous()
     coalition_offsets = coalition_offsets.to(device=device, dtype=torch.int64).contiguous()
@@ -287,6 +359,7 @@ def owen_token_advantages(
         token_mask.to(device=device, dtype=torch.bool).contiguous(),
         answer_mask.to(device=device, dtype=torch.bool).contiguous(),
         advantages.to(device=device).contiguous(),
+        advantages if credit_scales is None else credit_scales.to(device=device).contiguous(),
         phi,
         table,
         table_stride,
@@ -295,6 +368,7 @@ def owen_token_advantages(
         n_tokens,
         float(alpha),
         MODE=MODE_IDS[mode],
+        ESTIMATOR=ESTIMATOR_IDS[estimator],
         INVERT_NEGATIVE=bool(invert_negative),
         BLOCK_S=_block(max_segments, 16),
         ROW_CHUNK=ROW_CHUNK,

@@ -10,7 +10,7 @@ phi past 3/4 DBL_MAX, an advantage past DBL_MAX / T, gains past DBL_MAX / (2 len
 import numpy as np
 import numpy.typing as npt
 
-from ospo_fast.types import AdvantageScale, GainMode, RedistributionMode
+from ospo_fast.types import AdvantageScale, GainMode, OwenEstimator, RedistributionMode, SubsetSizes
 
 with_cuda: bool
 
@@ -25,7 +25,7 @@ def sample_coalitions(
     n_segments: int, w_max: int, max_coalitions: int, seed: int, stream: int
 ) -> npt.NDArray[np.int32]: ...
 def sample_subset_coalitions(
-    n_segments: int, max_coalitions: int, seed: int, stream: int
+    n_segments: int, max_coalitions: int, seed: int, stream: int, sizes: SubsetSizes = "half"
 ) -> npt.NDArray[np.bool_]: ...
 def coalition_plan(
     n_segments: npt.NDArray[np.int64], w_max: int, max_coalitions: int, seed: int
@@ -33,13 +33,17 @@ def coalition_plan(
 
 # Owen / Shapley
 def owen_values(
-    n_segments: int, coalitions: npt.NDArray[np.int32] | npt.NDArray[np.bool_], values: npt.NDArray[np.float64]
+    n_segments: int,
+    coalitions: npt.NDArray[np.int32] | npt.NDArray[np.bool_],
+    values: npt.NDArray[np.float64],
+    estimator: OwenEstimator = "spec",
 ) -> npt.NDArray[np.float64]: ...
 def owen_values_batch(
     n_segments: npt.NDArray[np.int64],
     coalition_offsets: npt.NDArray[np.int64],
     coalitions: npt.NDArray[np.int32],
     values: npt.NDArray[np.float64],
+    estimator: OwenEstimator = "spec",
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]: ...
 def exact_shapley(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
 
@@ -53,6 +57,7 @@ def redistribute(
     mode: RedistributionMode,
     answer_mask: npt.NDArray[np.bool_] | None,
     alpha: float,
+    credit_scale: float | None = None,
 ) -> npt.NDArray[np.float64]: ...
 def redistribute_batch(
     credit: npt.NDArray[np.float64],
@@ -61,6 +66,7 @@ def redistribute_batch(
     token_mask: npt.NDArray[np.bool_],
     answer_mask: npt.NDArray[np.bool_],
     alpha: float,
+    credit_scale: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]: ...
 def token_credit_batch(
     segment_spans: npt.NDArray[np.int64],
@@ -82,6 +88,8 @@ def token_advantages_batch(
     mode: RedistributionMode,
     alpha: float,
     invert_negative: bool,
+    estimator: OwenEstimator = "spec",
+    credit_scale: npt.NDArray[np.float64] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(advantages [B, T], phi [sum n_segments]): the step's token advantages and its Owen values."""
 def group_advantages(
@@ -179,6 +187,8 @@ def owen_token_advantages_cuda(
     scratch: int,
     out: int,
     stream: int,
+    estimator: str = "spec",
+    credit_scales: int = 0,
 ) -> None: ...
 def pack_query_windows_cuda(
     segment_token_ids: int,

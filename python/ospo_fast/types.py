@@ -9,8 +9,18 @@ from __future__ import annotations
 import typing
 from typing import Any, Literal
 
-RedistributionMode = Literal["prop", "rank", "hybrid"]
-"""Spec §6.4: how the answer's tokens share ``T · Â``."""
+RedistributionMode = Literal["prop", "rank", "hybrid", "signed"]
+"""How the answer's tokens share ``T · Â``: spec §6.4's PROP, RANK and HYBRID weight the
+min-max credit; ``signed`` adds the centred credit to Â, so a phrase that hurt gets less
+than one that did nothing, in good and in bad responses."""
+OwenEstimator = Literal["spec", "stratified"]
+"""Owen values from the scored coalitions: spec §5's Shapley-kernel weights, or each
+coalition size weighted alike (then shifted to sum to v(N))."""
+SubsetSizes = Literal["half", "kernel"]
+"""The non-contiguous ablation's subsets: each player in with chance ½, or sizes drawn
+from the Shapley kernel's distribution."""
+SubsetBudget = Literal["max_coalitions", "contiguous"]
+"""The ablation's coalitions per response: M, or as many as the contiguous plan scores."""
 GainMode = Literal["linear", "exp"]
 """DCG gain of a relevance: as is, or ``2^rel − 1``."""
 RewardGain = Literal["binary", "graded", "exp"]

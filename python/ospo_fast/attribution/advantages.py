@@ -6,8 +6,8 @@ adapter and ``benchmarks/owen_throughput.py`` all run::
     completions, token offsets, mask, GRPO Â, samples
       ─► answers (extract_answer) and their tokens (answer_mask)
       ─► rows with Â ≠ 0 only: segments ─► coalition plan ─► v(S) (one batched pass)
-      ─► fused token_advantages_batch: Owen φ ─► token credit on the answer's real
-         tokens ─► PROP / RANK / HYBRID redistribution          ─► A [B, T]
+      ─► fused token_advantages_batch: Owen φ (spec or stratified) ─► token credit on
+         the answer's real tokens ─► PROP / RANK / HYBRID / SIGNED redistribution ─► A [B, T]
 
 It runs where the evaluator's reward runs: numpy and the C++ core by default; on a torch
 device (CUDA, or the Triton interpreter on the CPU) v(S), the Owen reduction and the
@@ -15,8 +15,9 @@ redistribution stay on the device, and only ``A`` leaves, to ``out_device``.
 
 Rows with Â = 0 are never scored: their tokens get ``A_t = Â = 0`` whatever their credit.
 Tokens outside the answer (the ``<think>`` block, tags, EOS) get ``A_t = Â``; the
-answer's tokens share the rest in proportion to their credit, so the mean over a
-completion's tokens is always ``Â`` (spec §10, "misplaced credit").
+answer's tokens share the rest by their credit (PROP / RANK / HYBRID), or get Â plus
+their centred credit (SIGNED), so the mean over a completion's tokens is always ``Â``
+(spec §10, "misplaced credit").
 
 The composed path (:func:`composed_token_advantages`: φ, then ``token_credit_batch``,
 then ``redistribute_batch``) serves only what the fused op cannot: non-contiguous
@@ -153,6 +154,7 @@ def step_token_advantages(
     invert_negative: bool = False,
     clip: float = 0.0,
     out_device: Any = None,
+    credit_scale: Any | None = None,
 ) -> StepAdvantages:
     """OSPO advantages of one step's completions (module docstring).
 
@@ -167,6 +169,8 @@ def step_token_advantages(
     clip           c > 0 clamps A_t to ±c·std(Â over the batch) (spec §6.5)
     out_device     where ``A`` goes (the loss's device): a float32 tensor there; None keeps it
                    where it was computed
+    credit_scale   [B] mode "signed" only (and required there): advantage units per unit of
+                   credit, :func:`ospo_fast.ops.grpo.group_advantage_scales` for GRPO's Â
     """
     check_choice("mode", mode, RedistributionMode)
     if not isinstance(owen_config, OwenConfig):
@@ -174,6 +178,7 @@ def step_token_advantages(
     if not isinstance(clip, (int, float)) or isinstance(clip, bool) or not np.isfinite(clip) or clip < 0:
         raise ValueError(f"clip must be a finite number >= 0, got {clip!r}")
     offsets, mask, adv = _host_batch(completions, token_offsets, token_mask, advantages)
+    scales = _credit_scales(mode, credit_scale, len(adv), invert_negative)
     if len(samples) != len(completions):
         raise ValueError(f"samples need one row per completion ({len(completions)}), got {len(samples)}")
     # The credited answer is the one the reward scored.
@@ -191,18 +196,18 @@ def step_token_advantages(
         values, phi = token_advantages_batch(
             batch.n_segments, batch.coalition_offsets, batch.coalitions, batch.values, batch.spans_flat, offsets,
             mask, answer_mask, adv, mode, alpha=alpha, invert_negative=invert_negative, backend=evaluator.backend,
-            return_phi=True,
+            return_phi=True, estimator=owen_config.estimator, credit_scale=scales,
         )  # [B, T], [S]
         path: AdvantagePath = "fused"
         phi_host = np.asarray(to_numpy(phi), dtype=np.float64)
     else:
         phi_host = np.concatenate([np.zeros(0), *owen_of_masks(
             batch.n_segments, batch.coalition_offsets, batch.coalitions,
-            np.asarray(to_numpy(batch.values), dtype=np.float64),
+            np.asarray(to_numpy(batch.values), dtype=np.float64), owen_config.estimator,
         )])  # [S]
         values = composed_token_advantages(
             phi_host, batch.n_segments, batch.spans_flat, offsets, mask, answer_mask, adv, mode,
-            alpha=alpha, invert_negative=invert_negative,
+            alpha=alpha, invert_negative=invert_negative, credit_scale=scales,
         )  # [B, T]
         values = _like_values(values, batch.values)
         path = "composed"
@@ -219,6 +224,26 @@ def step_token_advantages(
         scored=scored,
         timings=timings,
     )
+
+
+def _credit_scales(mode: RedistributionMode, credit_scale: Any | None, n_rows: int, invert_negative: bool
+                   ) -> np.ndarray | None:
+    """Mode signed's ``[B]`` float64 scales, checked here so that a bad one fails before any scoring."""
+    if mode != "signed":
+        if credit_scale is not None:
+            raise ValueError("credit_scale only applies to mode 'signed'")
+        return None
+    if credit_scale is None:
+        raise ValueError("mode 'signed' needs credit_scale [B] (advantage units per unit of credit; "
+                         "ospo_fast.ops.grpo.group_advantage_scales gives GRPO's)")
+    if invert_negative:
+        raise ValueError("invert_negative does not apply to mode 'signed' (its credit already pushes down what hurt)")
+    scales = np.asarray(to_numpy(credit_scale), dtype=np.float64).reshape(-1)  # [B]
+    if scales.shape != (n_rows,):
+        raise ValueError(f"credit_scale must be [B] = [{n_rows}], got {scales.shape}")
+    if not (np.isfinite(scales) & (scales >= 0)).all():
+        raise ValueError("credit_scale must be finite and >= 0")
+    return scales
 
 
 @dataclass(frozen=True)
@@ -292,19 +317,22 @@ def composed_token_advantages(
     *,
     alpha: float = 0.7,
     invert_negative: bool = False,
+    credit_scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Token advantages from given Owen values ``phi [sum n]``; float64 ``[B, T]``.
 
     The fused op's rules, applied to ops of their own: ``token_credit_batch`` (spec §6.1),
     uniform weights for rows with at most one segment (§6.2), the credit negated for
-    rows with Â < 0 under ``invert_negative``, then ``redistribute_batch`` (§6.3-6.4).
+    rows with Â < 0 under ``invert_negative``, then ``redistribute_batch`` (§6.3-6.4;
+    ``credit_scale [B]`` for mode signed).
     """
     phi_offsets = np.concatenate([[0], np.cumsum(n_segments)]).astype(np.int64)  # [B+1]
     credit = token_credit_batch(segment_spans, phi_offsets, phi, token_offsets, token_mask)  # [B, T]
     credit[np.asarray(n_segments) <= 1] = 0.0
     if invert_negative:
         credit[np.asarray(advantages) < 0] *= -1.0
-    return redistribute_batch(credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask, alpha=alpha)
+    return redistribute_batch(credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask, alpha=alpha,
+                              credit_scale=credit_scale)
 
 
 def clip_to_batch_spread(token_advantages: Any, advantages: np.ndarray, c: float) -> Any:

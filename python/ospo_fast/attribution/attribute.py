@@ -4,7 +4,7 @@
 answers are segmented, one coalition plan covers them all (CSR), and the
 :class:`~ospo_fast.attribution.coalition_values.CoalitionEvaluator` scores every
 coalition in one batched pass, on the evaluator's device. :func:`attribute` adds the
-Owen values of spec §5 on the host, for callers that want φ per segment;
+Owen values (``cfg.estimator``) on the host, for callers that want φ per segment;
 :func:`ospo_fast.attribution.advantages.step_token_advantages` instead hands the scored
 coalitions to the fused op, which computes φ and the token advantages in one pass.
 Spans are in answer coordinates; ``extract_answer`` gives the answer's offset in its
@@ -23,10 +23,10 @@ import numpy as np
 
 from ospo_fast.attribution.config import OwenConfig
 from ospo_fast.attribution.segment import Segmenter, get_segmenter
-from ospo_fast.ops.coalitions import coalition_plan, sample_subset_coalitions
+from ospo_fast.ops.coalitions import coalition_plan, sample_subset_coalitions, window_count
 from ospo_fast.ops.device import to_numpy
 from ospo_fast.ops.owen import owen_values, owen_values_batch
-from ospo_fast.types import SegmenterName
+from ospo_fast.types import OwenEstimator, SegmenterName, SubsetSizes
 
 if TYPE_CHECKING:
     from ospo_fast.attribution.coalition_values import CoalitionEvaluator
@@ -84,13 +84,27 @@ def cached_segmenter(name: SegmenterName, cover_all_words: bool) -> Segmenter:
     return get_segmenter(name, cover_all_words=cover_all_words)
 
 
-def subset_plan(n_segments: np.ndarray, max_coalitions: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def subset_budgets(n_segments: np.ndarray, cfg: OwenConfig) -> np.ndarray:
+    """Coalitions each response's subset plan may score: M, or what its contiguous plan scores."""
+    if cfg.subset_budget == "max_coalitions":
+        return np.full(len(n_segments), cfg.max_coalitions, dtype=np.int64)
+    # at least 2: a plan keeps ∅ and the full set (with no segment, both are ∅ and one row comes back)
+    return np.array([max(min(window_count(int(n), cfg.w_max), cfg.max_coalitions), 2) for n in n_segments],
+                    dtype=np.int64)
+
+
+def subset_plan(
+    n_segments: np.ndarray, budgets: int | np.ndarray, *, seed: int, sizes: SubsetSizes = "half"
+) -> tuple[np.ndarray, np.ndarray]:
     """Random-subset coalitions of every response: ``(offsets [B+1] int64, masks bool [K, n_max])``.
 
-    Response b draws with ``stream=b``, as :func:`ospo_fast.ops.coalition_plan` does.
+    Response b draws at most ``budgets[b]`` (one int: the same for all) with ``stream=b``,
+    as :func:`ospo_fast.ops.coalition_plan` does.
     """
+    per_response = np.broadcast_to(np.asarray(budgets), (len(n_segments),))
     plans = [
-        sample_subset_coalitions(int(n), max_coalitions, seed=seed, stream=b) for b, n in enumerate(n_segments)
+        sample_subset_coalitions(int(n), int(budget), seed=seed, stream=b, sizes=sizes)
+        for b, (n, budget) in enumerate(zip(n_segments, per_response))
     ]
     offsets = np.zeros(len(plans) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(p) for p in plans])
@@ -101,11 +115,12 @@ def subset_plan(n_segments: np.ndarray, max_coalitions: int, *, seed: int) -> tu
 
 
 def owen_of_masks(
-    n_segments: np.ndarray, offsets: np.ndarray, masks: np.ndarray, values: np.ndarray
+    n_segments: np.ndarray, offsets: np.ndarray, masks: np.ndarray, values: np.ndarray,
+    estimator: OwenEstimator = "spec",
 ) -> list[np.ndarray]:
-    """Spec §5 Owen values per response for mask plans."""
+    """Owen values per response for mask plans."""
     return [
-        owen_values(int(n), masks[lo:hi, :n], values[lo:hi])
+        owen_values(int(n), masks[lo:hi, :n], values[lo:hi], estimator)
         for n, lo, hi in zip(n_segments, offsets[:-1], offsets[1:])
     ]
 
@@ -134,7 +149,8 @@ def score_coalitions(
     if cfg.contiguous:
         offsets, coalitions = coalition_plan(n_segments, cfg.w_max, cfg.max_coalitions, seed=seed)
     else:
-        offsets, coalitions = subset_plan(n_segments, cfg.max_coalitions, seed=seed)
+        offsets, coalitions = subset_plan(n_segments, subset_budgets(n_segments, cfg), seed=seed,
+                                          sizes=cfg.subset_sizes)
     timings["plan"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -165,10 +181,12 @@ def attribute(
     values = np.asarray(to_numpy(scored.values), dtype=np.float64)  # [K]
     start = time.perf_counter()
     if cfg.contiguous:
-        phi_all, phi_offsets = owen_values_batch(scored.n_segments, scored.coalition_offsets, scored.coalitions, values)
+        phi_all, phi_offsets = owen_values_batch(
+            scored.n_segments, scored.coalition_offsets, scored.coalitions, values, cfg.estimator
+        )
         phi = [phi_all[lo:hi] for lo, hi in zip(phi_offsets[:-1], phi_offsets[1:])]
     else:
-        phi = owen_of_masks(scored.n_segments, scored.coalition_offsets, scored.coalitions, values)
+        phi = owen_of_masks(scored.n_segments, scored.coalition_offsets, scored.coalitions, values, cfg.estimator)
     timings = scored.timings | {"owen": time.perf_counter() - start}
     return Attribution(scored.spans, phi, scored.n_coalitions, values, scored.coalition_offsets, scored.coalitions,
                        timings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ospo_fast.types import JoinMode, SegmenterName, check_choice
+from ospo_fast.types import JoinMode, OwenEstimator, SegmenterName, SubsetBudget, SubsetSizes, check_choice
 
 
 def _positive_int(name: str, value: Any, minimum: int) -> None:
@@ -32,12 +32,29 @@ class OwenConfig:
     cover_all_words: bool = field(
         default=True, metadata={"help": "words outside every phrase become segments, so none loses credit"}
     )
+    estimator: OwenEstimator = field(
+        default="spec",
+        metadata={"help": "'spec' (§5 Shapley-kernel weights, the paper's) or 'stratified' (sizes weighted alike, "
+                          "then efficient): the same coalitions, read differently"},
+    )
+    subset_sizes: SubsetSizes = field(
+        default="half",
+        metadata={"help": "subset ablation: each segment in at ½, or sizes from the Shapley kernel ('kernel')"},
+    )
+    subset_budget: SubsetBudget = field(
+        default="max_coalitions",
+        metadata={"help": "subset ablation: M coalitions per response, or as many as the contiguous plan "
+                          "scores ('contiguous'), so that both spend the same"},
+    )
 
     def __post_init__(self) -> None:
         _positive_int("w_max", self.w_max, 1)
         _positive_int("max_coalitions", self.max_coalitions, 2)
         check_choice("join", self.join, JoinMode)
         check_choice("segmenter", self.segmenter, SegmenterName)
+        check_choice("estimator", self.estimator, OwenEstimator)
+        check_choice("subset_sizes", self.subset_sizes, SubsetSizes)
+        check_choice("subset_budget", self.subset_budget, SubsetBudget)
         for name in ("contiguous", "cover_all_words"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")

@@ -19,7 +19,19 @@ from ospo_fast.attribution.advantages import StepAdvantages
 from ospo_fast.attribution.config import OwenConfig
 from ospo_fast.types import RedistributionMode, check_choice
 
-__all__ = ["advantage_metrics", "check_ospo_setup", "check_prefix_mask"]
+__all__ = ["advantage_metrics", "check_adapter_mode", "check_ospo_setup", "check_prefix_mask"]
+
+
+def check_adapter_mode(name: str, mode: Any) -> None:
+    """A redistribution mode an adapter can run: mode 'signed' needs each group's reward
+    std as its credit scale, which neither trainer hands the adapters."""
+    check_choice(name, mode, RedistributionMode)
+    if mode == "signed":
+        raise ValueError(
+            f"{name} 'signed' is not available in the TRL and verl adapters: its credit scale is each group's "
+            "reward std, which the trainer does not pass on. Use 'prop', 'rank' or 'hybrid' here, ospo-train "
+            "for 'signed', or step_token_advantages(..., credit_scale=...) from your own loop"
+        )
 
 
 def check_ospo_setup(evaluator: Any, owen_config: Any, mode: str, alpha: float) -> None:
@@ -36,7 +48,7 @@ def check_ospo_setup(evaluator: Any, owen_config: Any, mode: str, alpha: float) 
             f"evaluator.join is {getattr(evaluator, 'join', None)!r} but owen_config.join is {owen_config.join!r}; "
             "build them alike"
         )
-    check_choice("mode", mode, RedistributionMode)
+    check_adapter_mode("mode", mode)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
 

@@ -12,6 +12,7 @@ import numpy as np
 from ospo_fast.ops import reference
 from ospo_fast.ops.arrays import UINT64_MAX, as_count, as_int
 from ospo_fast.ops.native import core
+from ospo_fast.types import SubsetSizes, check_choice
 
 
 def _check_budget(w_max: int, max_coalitions: int | None = None) -> None:
@@ -39,6 +40,15 @@ def contiguous_coalitions(
     return core.contiguous_coalitions(n, w, bool(include_empty), bool(include_full))
 
 
+def window_count(n_segments: int, w_max: int) -> int:
+    """Rows of :func:`contiguous_coalitions` ``(n_segments, w_max)``, without building them:
+    ∅, the ``n − w + 1`` windows of each width ``w <= w_max``, and the full set when wider."""
+    n = as_count("n_segments", n_segments)
+    w = min(as_count("w_max", w_max), n)
+    _check_budget(max(w, 1))
+    return 1 + w * (n + 1) - w * (w + 1) // 2 + (1 if 0 < w < n else 0)
+
+
 def sample_coalitions(n_segments: int, w_max: int, max_coalitions: int, *, seed: int, stream: int = 0) -> np.ndarray:
     """At most ``max_coalitions`` windows; ∅ and the full set are always kept.
 
@@ -55,19 +65,24 @@ def sample_coalitions(n_segments: int, w_max: int, max_coalitions: int, *, seed:
     return core.sample_coalitions(n, w, budget, seed, stream)
 
 
-def sample_subset_coalitions(n_segments: int, max_coalitions: int, *, seed: int, stream: int = 0) -> np.ndarray:
+def sample_subset_coalitions(
+    n_segments: int, max_coalitions: int, *, seed: int, stream: int = 0, sizes: SubsetSizes = "half"
+) -> np.ndarray:
     """Random non-contiguous coalitions for the ablation: bool ``[K, n]``.
 
     Row 0 is ∅, the last row the full set; with a budget of at least ``2**n`` every
-    subset is returned in bitmask order.
+    subset is returned in bitmask order. Otherwise distinct proper subsets: each segment
+    in with chance ½ (``sizes="half"``), or a size ``s`` drawn with chance ∝
+    ``1 / (s (n − s))`` and then ``s`` segments uniformly (``"kernel"``).
     """
+    check_choice("sizes", sizes, SubsetSizes)
     n = as_count("n_segments", n_segments)
     budget = as_count("max_coalitions", max_coalitions)
     _check_budget(1, budget)
     seed, stream = as_count("seed", seed, UINT64_MAX), as_count("stream", stream, UINT64_MAX)
     if core is None:
-        return reference.sample_subset_coalitions(n, budget, seed=seed, stream=stream)
-    return core.sample_subset_coalitions(n, budget, seed, stream)
+        return reference.sample_subset_coalitions(n, budget, seed=seed, stream=stream, sizes=sizes)
+    return core.sample_subset_coalitions(n, budget, seed, stream, sizes)
 
 
 def coalition_plan(n_segments: Any, w_max: int, max_coalitions: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:

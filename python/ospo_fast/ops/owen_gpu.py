@@ -23,7 +23,7 @@ from ospo_fast.ops.device import (
     stream_of,
 )
 from ospo_fast.ops.native import core
-from ospo_fast.types import Kernel
+from ospo_fast.types import Kernel, OwenEstimator
 
 if TYPE_CHECKING:
     import torch
@@ -33,8 +33,9 @@ INPUT_NAMES = ("n_segments", "coalition_offsets", "coalitions", "values", "segme
                "token_mask", "answer_mask", "advantages")
 
 
-def checked_batch(device: torch.device, *arrays: Any) -> dict[str, torch.Tensor]:
-    """The nine inputs of ``token_advantages_batch`` on ``device`` in the kernels' dtypes, checked."""
+def checked_batch(device: torch.device, *arrays: Any, credit_scales: Any | None = None) -> dict[str, torch.Tensor]:
+    """The nine inputs of ``token_advantages_batch`` on ``device`` in the kernels' dtypes, checked,
+    and mode signed's ``credit_scales [B]`` when given."""
     import torch
 
     dtypes = (torch.int64, torch.int64, torch.int32, torch.float32, torch.int64, torch.int64, torch.bool,
@@ -66,11 +67,22 @@ def checked_batch(device: torch.device, *arrays: Any) -> dict[str, torch.Tensor]
     limit = FLOAT32_MAX / max(token_shape[1], 1)
     require(bool((batch["advantages"].abs() <= limit).all()),
             f"advantages must satisfy |x| <= {limit:.6g} (A_t = T p_t Â over T = {token_shape[1]} tokens in float32)")
+    if credit_scales is not None:
+        scales = on(device, credit_scales, torch.float32).reshape(-1)
+        require_shape("credit_scale", scales, (n_responses,))
+        require(bool((torch.isfinite(scales) & (scales >= 0)).all()),
+                "credit_scale must be finite and >= 0 (in float32 for the GPU kernels)")
+        batch["credit_scales"] = scales
     return batch
 
 
 def token_advantages(
-    kernel: Kernel, batch: dict[str, torch.Tensor], mode: str, alpha: float, invert_negative: bool
+    kernel: Kernel,
+    batch: dict[str, torch.Tensor],
+    mode: str,
+    alpha: float,
+    invert_negative: bool,
+    estimator: OwenEstimator = "spec",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(float32 ``[B, T]``, Owen values float64 ``[sum n]``) on the batch's device, in as many
     passes as memory needs."""
@@ -104,12 +116,23 @@ def token_advantages(
             "answer_mask": batch["answer_mask"][b0:b1],
             "advantages": batch["advantages"][b0:b1],
         }
-        out[b0:b1], phi[phi_offsets[b0] : phi_offsets[b1]] = launch_pass(kernel, part, mode, alpha, invert_negative)
+        if "credit_scales" in batch:
+            part["credit_scales"] = batch["credit_scales"][b0:b1]
+        out[b0:b1], phi[phi_offsets[b0] : phi_offsets[b1]] = launch_pass(
+            kernel, part, mode, alpha, invert_negative, estimator
+        )
+    if mode == "signed" and not bool(torch.isfinite(out).all()):
+        raise ValueError("mode 'signed' gave a non-finite advantage in float32: lower credit_scale or the advantages")
     return out, phi
 
 
 def launch_pass(
-    kernel: Kernel, part: dict[str, torch.Tensor], mode: str, alpha: float, invert_negative: bool
+    kernel: Kernel,
+    part: dict[str, torch.Tensor],
+    mode: str,
+    alpha: float,
+    invert_negative: bool,
+    estimator: OwenEstimator = "spec",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One launch over a part of the batch: (float32 ``[b, T]``, float64 φ ``[s]``)."""
     import torch
@@ -117,7 +140,10 @@ def launch_pass(
     if kernel == "triton":
         from ospo_fast.kernels.owen_advantages import owen_token_advantages
 
-        return owen_token_advantages(**part, mode=mode, alpha=alpha, invert_negative=invert_negative)
+        return owen_token_advantages(
+            **part, mode=mode, alpha=alpha, invert_negative=invert_negative, estimator=estimator
+        )
+    scales = part.pop("credit_scales", None)
     device = part["values"].device
     n_responses, n_tokens = part["token_mask"].shape
     part = {name: tensor.contiguous() for name, tensor in part.items()}
@@ -132,6 +158,7 @@ def launch_pass(
         part["token_offsets"].data_ptr(), part["token_mask"].data_ptr(), part["answer_mask"].data_ptr(),
         part["advantages"].data_ptr(), n_responses=n_responses, n_tokens=n_tokens, mode=mode, alpha=alpha,
         invert_negative=invert_negative, phi=phi.data_ptr(), scratch=scratch.data_ptr(), out=out.data_ptr(),
-        stream=stream_of(device),
+        stream=stream_of(device), estimator=estimator,
+        credit_scales=0 if scales is None else scales.contiguous().data_ptr(),
     )
     return out, phi

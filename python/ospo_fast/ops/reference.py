@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ospo_fast.types import AdvantageScale, GainMode, RedistributionMode, check_choice
+from ospo_fast.types import AdvantageScale, GainMode, OwenEstimator, RedistributionMode, SubsetSizes, check_choice
 
 _MASK64 = (1 << 64) - 1
 _MAX_DOUBLE = float(np.finfo(np.float64).max)
@@ -134,16 +134,52 @@ def sample_coalitions(
     return candidates[keep]
 
 
+def _draw_half(rng: SplitMix64, n: int) -> np.ndarray:
+    """Each of ``n`` segments in with chance 1/2: one bit of a 64-bit draw each."""
+    bits = np.zeros(n, dtype=bool)
+    for word_start in range(0, n, 64):
+        word = rng.next()
+        for bit in range(min(64, n - word_start)):
+            bits[word_start + bit] = bool((word >> bit) & 1)
+    return bits
+
+
+def _kernel_size_cdf(n: int) -> list[float]:
+    """Cumulative ``1 / (s (n − s))`` over sizes ``s = 1 .. n − 1``, summed left to right."""
+    cumulative, total = [], 0.0
+    for size in range(1, n):
+        total += 1.0 / (float(size) * float(n - size))
+        cumulative.append(total)
+    return cumulative
+
+
+def _draw_kernel(rng: SplitMix64, n: int, cumulative: list[float]) -> np.ndarray:
+    """A size by inverse CDF, then that many of ``n`` segments by a partial Fisher-Yates shuffle."""
+    target = float(rng.next() >> 11) * 2.0**-53 * cumulative[-1]
+    size = next((s for s in range(1, n) if target < cumulative[s - 1]), n - 1)
+    order = list(range(n))
+    bits = np.zeros(n, dtype=bool)
+    for k in range(size):
+        j = k + rng.below(n - k)
+        order[k], order[j] = order[j], order[k]
+        bits[order[k]] = True
+    return bits
+
+
 def sample_subset_coalitions(
-    n_segments: int, max_coalitions: int, *, seed: int, stream: int = 0
+    n_segments: int, max_coalitions: int, *, seed: int, stream: int = 0, sizes: SubsetSizes = "half"
 ) -> np.ndarray:
     """Random non-contiguous coalitions for the ablation (``ospo::sample_subset_coalitions``).
 
     Row 0 is ∅ and the last row the full set. When every subset fits in the budget all
     ``2**n`` subsets are returned in bitmask order; otherwise ``max_coalitions - 2``
-    distinct proper non-empty subsets are drawn, each segment in with probability 1/2,
-    rejecting repeats. Returns bool ``[K, n]``.
+    distinct proper non-empty subsets are drawn, rejecting repeats: with ``sizes="half"``
+    each segment is in with probability 1/2; with ``"kernel"`` a size ``s`` is drawn with
+    probability ∝ ``1 / (s (n − s))`` (the Shapley kernel's mass per size, so small and
+    large coalitions, where marginal contributions live, are not starved), then ``s``
+    segments uniformly. Returns bool ``[K, n]``.
     """
+    check_choice("sizes", sizes, SubsetSizes)
     n = n_segments
     if n == 0:
         return np.zeros((1, 0), dtype=bool)
@@ -151,14 +187,11 @@ def sample_subset_coalitions(
         masks = np.arange(1 << n, dtype=np.int64)
         return ((masks[:, None] >> np.arange(n)) & 1).astype(bool)
     rng = SplitMix64(seed, stream)
+    cumulative = _kernel_size_cdf(n) if sizes == "kernel" and max_coalitions > 2 else []
     seen: set[bytes] = set()
     drawn: list[np.ndarray] = []
     while len(drawn) < max_coalitions - 2:
-        bits = np.zeros(n, dtype=bool)
-        for word_start in range(0, n, 64):
-            word = rng.next()
-            for bit in range(min(64, n - word_start)):
-                bits[word_start + bit] = bool((word >> bit) & 1)
+        bits = _draw_kernel(rng, n, cumulative) if sizes == "kernel" else _draw_half(rng, n)
         if not bits.any() or bits.all() or bits.tobytes() in seen:
             continue
         seen.add(bits.tobytes())
@@ -198,17 +231,64 @@ def _window_masks(n_segments: int, coalitions: np.ndarray) -> np.ndarray:
     return (idx >= coalitions[:, :1]) & (idx < coalitions[:, 1:2])
 
 
-def owen_values(n_segments: int, coalitions: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The estimator of spec §5 (``ospo::owen_values``).
+def _stratified_owen(n: int, masks: np.ndarray, value_of: dict[bytes, float]) -> np.ndarray:
+    """Size-stratified Owen values (``ospo::stratified_phi`` and its masks twin).
 
-    ``φ_i = Σ (v(S ∪ {i}) − v(S)) / (n · C(n − 1, |S|))`` over the rows ``S`` with
-    ``i ∉ S`` whose union with ``i`` is also a row. ``coalitions`` is ``[K, 2]`` windows
-    or a bool mask ``[K, n]``; ``values`` is ``[K]``. Returns float64 ``[n]``.
+    Each player's marginal contributions ``v(S ∪ {i}) − v(S)`` over the scored pairs,
+    averaged per size ``|S|`` (in the order the sets first appear), then over the sizes
+    reached; then every φ moves by ``(v(N) − v(∅)) / n − mean(φ)`` when N was scored,
+    so ``Σφ = v(N) − v(∅)`` (v(∅) = 0 when ∅ was not scored).
     """
+    unique = {m.tobytes(): m for m in masks}  # each set once, first appearance first
+    groups: dict[tuple[int, int], list[float]] = {}
+    for key, mask in unique.items():
+        size = int(mask.sum())
+        for i in np.flatnonzero(~mask):
+            grown = mask.copy()
+            grown[i] = True
+            grown_value = value_of.get(grown.tobytes())
+            if grown_value is not None:
+                groups.setdefault((int(i), size), []).append(grown_value - value_of[key])
+    phi = np.zeros(n, dtype=np.float64)
+    for i in range(n):
+        sizes = sorted(size for player, size in groups if player == i)
+        total = 0.0
+        for size in sizes:
+            deltas = groups[(i, size)]
+            acc = 0.0
+            for delta in deltas:
+                acc += delta
+            total += acc / len(deltas)
+        phi[i] = total / len(sizes) if sizes else 0.0
+    full = value_of.get(np.ones(n, dtype=bool).tobytes())
+    if n > 0 and full is not None:
+        empty = value_of.get(np.zeros(n, dtype=bool).tobytes(), 0.0)
+        mean = 0.0
+        for value in phi:
+            mean += value / n
+        phi += full / n - empty / n - mean
+    return phi
+
+
+def owen_values(
+    n_segments: int, coalitions: np.ndarray, values: np.ndarray, estimator: OwenEstimator = "spec"
+) -> np.ndarray:
+    """Owen values from the scored coalitions (``ospo::owen_values``).
+
+    ``estimator="spec"`` is spec §5: ``φ_i = Σ (v(S ∪ {i}) − v(S)) / (n · C(n − 1, |S|))``
+    over the rows ``S`` with ``i ∉ S`` whose union with ``i`` is also a row, without
+    renormalisation, so a plan that scores few pairs shrinks φ towards 0.
+    ``"stratified"`` averages those contributions per size instead (:func:`_stratified_owen`).
+    ``coalitions`` is ``[K, 2]`` windows or a bool mask ``[K, n]``; ``values`` is ``[K]``.
+    Returns float64 ``[n]``.
+    """
+    check_choice("estimator", estimator, OwenEstimator)
     require_magnitude("values", values, MAX_COALITION_VALUE, "differences of coalition values must stay finite")
     coalitions = np.asarray(coalitions)
     masks = coalitions.astype(bool) if coalitions.dtype == bool else _window_masks(n_segments, coalitions)
     value_of = {m.tobytes(): float(v) for m, v in zip(masks, np.asarray(values, dtype=np.float64))}
+    if estimator == "stratified":
+        return _stratified_owen(n_segments, masks, value_of)
     phi = np.zeros(n_segments, dtype=np.float64)
     for mask in masks:
         size = int(mask.sum())
@@ -227,6 +307,7 @@ def owen_values_batch(
     coalition_offsets: np.ndarray,
     coalitions: np.ndarray,
     values: np.ndarray,
+    estimator: OwenEstimator = "spec",
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`owen_values` for every response of a CSR batch (``ospo::owen_values_batch``).
 
@@ -235,7 +316,7 @@ def owen_values_batch(
     phi_offsets = np.zeros(len(n_segments) + 1, dtype=np.int64)
     phi_offsets[1:] = np.cumsum(n_segments)
     parts = [
-        owen_values(int(n), coalitions[lo:hi], values[lo:hi])
+        owen_values(int(n), coalitions[lo:hi], values[lo:hi], estimator)
         for n, lo, hi in zip(n_segments, coalition_offsets[:-1], coalition_offsets[1:])
     ]
     phi = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
@@ -326,16 +407,21 @@ def redistribute(
     *,
     answer_mask: np.ndarray | None = None,
     alpha: float = 0.7,
+    credit_scale: float | None = None,
 ) -> np.ndarray:
     """Spec §6.2–6.4: token advantages from token credit (``ospo::redistribute``).
 
     Over the answer tokens: min-max to [0, 1] (a constant becomes 0.5), then
     ``p`` from prop (``o / Σo``), rank (average ranks, the highest credit ranked
     highest) or hybrid (``α·prop + (1 − α)/T_ans``), and ``A_t = T_ans · p_t · Â``.
+    Mode ``signed`` instead gives ``A_t = Â + credit_scale · (c_t − mean c)``: a token
+    whose phrase hurt gets less than one whose phrase did nothing, whatever the sign of
+    Â (``credit_scale`` turns NDCG units into advantage units, e.g. ``1 / (σ + ε)``).
     Tokens outside ``answer_mask`` get ``Â``, so the mean is always ``Â``. PROP does not
     pass through the reward, so a zero reward keeps its gradient (spec §10).
     """
     check_choice("mode", mode, RedistributionMode)
+    scale = _credit_scale(mode, credit_scale)
     credit = np.asarray(credit, dtype=np.float64)
     require_magnitude("advantage", np.float64(advantage), advantage_limit(len(credit)),
                       f"A_t = T p_t Â over T = {len(credit)} tokens must stay finite")
@@ -344,6 +430,10 @@ def redistribute(
     n_answer = int(answer.sum())
     if n_answer == 0:
         return result
+    if mode == "signed":
+        mean = float(np.cumsum(credit[answer] / n_answer)[-1])  # left to right, as the core
+        result[answer] = advantage + (2.0 * scale) * (0.5 * credit[answer] - 0.5 * mean)
+        return _finite_signed(result)
     scaled = min_max_scale(credit[answer])
     prop = scaled / scaled.sum()
     if mode == "prop":
@@ -365,13 +455,18 @@ def redistribute_batch(
     token_mask: np.ndarray,
     answer_mask: np.ndarray | None = None,
     alpha: float = 0.7,
+    credit_scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`redistribute` for each row of ``[B, T]`` (``ospo::redistribute_batch``).
 
     Row b uses the positions where ``token_mask`` is true; padding gets 0.
-    ``answer_mask`` defaults to ``token_mask``.
+    ``answer_mask`` defaults to ``token_mask``; ``credit_scale [B]`` is mode signed's.
     """
+    check_choice("mode", mode, RedistributionMode)
+    _credit_scale(mode, credit_scale)
     credit = np.asarray(credit, dtype=np.float64)
+    if credit_scale is not None and np.asarray(credit_scale).size != credit.shape[0]:
+        raise ValueError(f"credit_scale must have shape ({credit.shape[0]},), got {np.asarray(credit_scale).shape}")
     require_magnitude("advantages", advantages, advantage_limit(credit.shape[1]),
                       "A_t = T p_t Â over a row of T tokens must stay finite")
     token_mask = np.asarray(token_mask, dtype=bool)
@@ -379,10 +474,37 @@ def redistribute_batch(
     out = np.zeros_like(credit)
     for b in range(credit.shape[0]):
         real = token_mask[b]
+        scale = None if credit_scale is None else float(np.asarray(credit_scale).reshape(-1)[b])
         out[b, real] = redistribute(
-            credit[b, real], float(advantages[b]), mode, answer_mask=answer_mask[b, real], alpha=alpha
+            credit[b, real], float(advantages[b]), mode, answer_mask=answer_mask[b, real], alpha=alpha,
+            credit_scale=scale,
         )
     return out
+
+
+def _credit_scale(mode: RedistributionMode, credit_scale: float | np.ndarray | None) -> float:
+    """Mode signed's scale(s), checked: required there, refused elsewhere; 1.0 when unused."""
+    if mode != "signed":
+        if credit_scale is not None:
+            raise ValueError("credit_scale only applies to mode 'signed'")
+        return 1.0
+    if credit_scale is None:
+        raise ValueError("mode 'signed' needs credit_scale (advantage units per unit of credit)")
+    scales = np.asarray(credit_scale, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~(np.isfinite(scales) & (scales >= 0)))
+    if bad.size:
+        raise ValueError(f"credit_scale must be finite and >= 0, got {scales[bad[0]]:.6g}")
+    return float(scales[0]) if scales.size == 1 else 1.0
+
+
+def _finite_signed(result: np.ndarray) -> np.ndarray:
+    """Mode signed's advantages, or ValueError where scaled credit left float64."""
+    bad = np.flatnonzero(~np.isfinite(result))
+    if bad.size:
+        raise ValueError(
+            f"mode 'signed' gave a non-finite advantage at flat index {bad[0]}: lower credit_scale or the advantages"
+        )
+    return result
 
 
 # ------------------------------------------------------------------ GRPO
@@ -544,19 +666,27 @@ def token_advantages_batch(
     alpha: float = 0.7,
     invert_negative: bool = False,
     return_phi: bool = False,
+    estimator: OwenEstimator = "spec",
+    credit_scale: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One RL step's OSPO advantages from coalition values (``ospo::token_advantages_batch``).
 
-    Owen values (:func:`owen_values_batch`) → token credit (:func:`token_credit_batch`)
-    → :func:`redistribute_batch`. A response with at most one segment gets uniform
-    weights (spec §6.2). With ``invert_negative``, rows with ``Â < 0`` redistribute the
-    negated credit, so the tokens that helped least are pushed down hardest.
-    Returns float64 ``[B, T]``, and with ``return_phi`` also the Owen values ``[sum n]``.
+    Owen values (:func:`owen_values_batch` with ``estimator``) → token credit
+    (:func:`token_credit_batch`) → :func:`redistribute_batch`. A response with at most
+    one segment gets uniform weights (spec §6.2). With ``invert_negative``, rows with
+    ``Â < 0`` redistribute the negated credit, so the tokens that helped least are pushed
+    down hardest (not with mode signed, whose credit already does). ``credit_scale [B]``
+    is mode signed's. Returns float64 ``[B, T]``, and with ``return_phi`` also the Owen
+    values ``[sum n]``.
     """
-    phi, phi_offsets = owen_values_batch(n_segments, coalition_offsets, coalitions, values)
+    if mode == "signed" and invert_negative:
+        raise ValueError("invert_negative does not apply to mode 'signed' (its credit already pushes down what hurt)")
+    phi, phi_offsets = owen_values_batch(n_segments, coalition_offsets, coalitions, values, estimator)
     credit = token_credit_batch(segment_spans, phi_offsets, phi, token_offsets, token_mask)
     credit[np.asarray(n_segments) <= 1] = 0.0
     if invert_negative:
         credit[np.asarray(advantages) < 0] *= -1.0
-    out = redistribute_batch(credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask, alpha=alpha)
+    out = redistribute_batch(
+        credit, advantages, mode, token_mask=token_mask, answer_mask=answer_mask, alpha=alpha, credit_scale=credit_scale
+    )
     return (out, phi) if return_phi else out

@@ -22,9 +22,12 @@ from ospo_fast.types import (
     AdvantageScale,
     AnswerFormat,
     JoinMode,
+    OwenEstimator,
     RedistributionMode,
     RewardGain,
     SegmenterName,
+    SubsetBudget,
+    SubsetSizes,
     choices_of,
 )
 
@@ -55,7 +58,9 @@ class TrainConfig:
     # ------------------------------------------------------------------ run
     algorithm: str = field(
         default="ospo-prop",
-        metadata=_help("'grpo' (Â on every token) or OSPO with PROP / RANK / HYBRID redistribution (spec §6.4)"),
+        metadata=_help("'grpo' (Â on every token), or OSPO with PROP / RANK / HYBRID redistribution (spec §6.4) "
+                       "or SIGNED (Â plus the centred credit over the group's reward std: a phrase that hurt gets "
+                       "less than one that did nothing)"),
     )
     output_dir: str = field(default="runs/ospo", metadata=_help("metrics, plots, credit views and checkpoints go here"))
     seed: int = field(default=0, metadata=_help("seeds prompts, sampling, dropout and coalition draws"))
@@ -132,6 +137,18 @@ class TrainConfig:
     w_max: int = field(default=8, metadata=_help("w_max: widest contiguous coalition (spec §4)"))
     M: int = field(default=96, metadata=_help("M: coalitions scored per response, ∅ and the full set included"))
     contiguous: bool = field(default=True, metadata=_help("contiguous windows; false = random subsets (the ablation)"))
+    estimator: OwenEstimator = field(
+        default="spec",
+        metadata=_help("Owen values from the scored coalitions: 'spec' (§5, the paper's) or 'stratified' "
+                       "(each coalition size weighted alike, then Σφ = v(N) − v(∅))"),
+    )
+    subset_sizes: SubsetSizes = field(
+        default="half", metadata=_help("subset ablation: each segment in at ½, or 'kernel' (Shapley-kernel sizes)")
+    )
+    subset_budget: SubsetBudget = field(
+        default="max_coalitions",
+        metadata=_help("subset ablation: M per response, or 'contiguous' (what the window plan would score)"),
+    )
     segmenter: SegmenterName = field(default="phrase", metadata=_help("how answers are cut into players (spec §3)"))
     join: JoinMode = field(default="space", metadata=_help("partial query: join segments with spaces, or keep the slice"))
     cover_all_words: bool = field(default=True, metadata=_help("words outside every phrase become players"))
@@ -311,6 +328,8 @@ def validate(cfg: TrainConfig) -> None:
             f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} exceeds prompts_per_step="
             f"{cfg.prompts_per_step}: each micro-batch holds whole groups of G completions"
         )
+    if cfg.algorithm == "ospo-signed" and cfg.invert_negative:
+        raise ValueError("invert_negative does not apply to ospo-signed (its credit already pushes down what hurt)")
     if cfg.sft_adapter and cfg.sft_steps > 0:
         raise ValueError("set sft_adapter (reuse an SFT adapter) or sft_steps (run SFT), not both")
     if not cfg.lora_target_modules:

@@ -35,7 +35,7 @@ from ospo_fast.attribution.coalition_values import CoalitionEvaluator
 from ospo_fast.attribution.config import OwenConfig
 from ospo_fast.attribution.seeds import step_seed
 from ospo_fast.data import WorldConfig
-from ospo_fast.ops.grpo import group_advantages
+from ospo_fast.ops.grpo import group_advantage_scales, group_advantages
 from ospo_fast.reward.retrieval_reward import RetrievalReward
 from ospo_fast.train import checkpoint as ckpt
 from ospo_fast.train.config import TrainConfig, config_to_toml
@@ -102,8 +102,17 @@ def owen_config_of(cfg: TrainConfig) -> OwenConfig:
     """The coalitions a run scores (spec §3-4)."""
     return OwenConfig(
         w_max=cfg.w_max, max_coalitions=cfg.M, contiguous=cfg.contiguous, join=cfg.join,
-        segmenter=cfg.segmenter, cover_all_words=cfg.cover_all_words,
+        segmenter=cfg.segmenter, cover_all_words=cfg.cover_all_words, estimator=cfg.estimator,
+        subset_sizes=cfg.subset_sizes, subset_budget=cfg.subset_budget,
     )
+
+
+def credit_scales_of(cfg: TrainConfig, rewards: np.ndarray) -> np.ndarray | None:
+    """ospo-signed's credit scale per response: the factor Â divides the group's reward
+    differences by (``group_advantage_scales``); None for the other algorithms."""
+    if cfg.algorithm != "ospo-signed":
+        return None
+    return group_advantage_scales(rewards, cfg.G, cfg.advantage_eps, cfg.advantage_scale)
 
 
 def rollout_token_advantages(
@@ -117,16 +126,18 @@ def rollout_token_advantages(
     *,
     seed: int,
     out_device: Any = None,
+    credit_scale: np.ndarray | None = None,
 ) -> StepAdvantages:
     """The ``A[b, t]`` the loss receives: Â broadcast for GRPO, else the library's
-    :func:`~ospo_fast.attribution.advantages.step_token_advantages`."""
+    :func:`~ospo_fast.attribution.advantages.step_token_advantages` (``credit_scale``:
+    :func:`credit_scales_of`)."""
     if not cfg.is_ospo:
         return broadcast_advantages(texts, token_offsets, token_mask, advantages, answer_format=cfg.answer_format,
                                     out_device=out_device)
     return step_token_advantages(
         texts, token_offsets, token_mask, advantages, samples, evaluator, owen_config_of(cfg), seed=seed,
         mode=cfg.redistribution, alpha=cfg.alpha, invert_negative=cfg.invert_negative, clip=cfg.advantage_clip,
-        out_device=out_device,
+        out_device=out_device, credit_scale=credit_scale,
     )
 
 
@@ -580,6 +591,7 @@ class Trainer:
         step = rollout_token_advantages(
             cfg, rollout.texts, rollout.token_offsets, token_mask, advantages, samples, self.evaluator,
             seed=step_seed(cfg.seed, self.state.step, self.rank, self.world_size), out_device=self.accelerator.device,
+            credit_scale=credit_scales_of(cfg, rewards),
         )
         timings["time/advantages"] = time.perf_counter() - tick
         token_adv = step.token_advantages  # [B, T] float32 on the loss's device

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ospo_fast.attribution.config import OwenConfig
+from ospo_fast.integrations import check_adapter_mode
 from ospo_fast.types import RedistributionMode, RewardGain, check_choice
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class OSPOSettings:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"ospo.k must be an int >= 1, got {self.k!r}")
         check_choice("ospo.gain", self.gain, RewardGain)
-        check_choice("ospo.mode", self.mode, RedistributionMode)
+        check_adapter_mode("ospo.mode", self.mode)
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
             raise ValueError(f"ospo.alpha must be a number in [0, 1], got {self.alpha!r}")
         if isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)) or self.clip < 0:
