@@ -26,7 +26,9 @@ S joined by spaces (the reference's partial query), and exact Shapley comes from
 
 Reported per estimator: the top-1 gold rate (and chance), gold-vs-rest AUC, mean credit
 by class, how often a wrong phrase is ranked below a filler one, Spearman / Pearson and
-RMSE against exact Shapley, Σφ / v(N), coalitions scored.
+RMSE against exact Shapley, Σφ / v(N) ("efficiency"), coalitions scored; for the main
+figures a 95% bootstrap interval over answers, and the paired interval of the figure
+minus exact Shapley's (the same resamples for every estimator).
 
 Redistribution: each query also gets G = 4 responses (its answer and three answers made of
 a random part of its phrases; their rewards are v of those phrases), so each has a GRPO Â.
@@ -257,37 +259,98 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
-def faithfulness(name: str, cases: Sequence[Case], seed: int) -> dict[str, Any]:
-    """The table row of one estimator over every case."""
-    top1, chance, aucs, spearman, pearson, rmse, efficiency, below, scored = [], [], [], [], [], [], [], [], []
-    by_class: dict[str, list[float]] = {c: [] for c in CLASSES}
-    for index, case in enumerate(cases):
-        phi, n_scored = ESTIMATORS[name](case, seed + index)
-        truth = exact_shapley(case.table)
-        classes = np.array(case.classes)
-        gold = classes == "gold"
-        top1.append(bool(gold[np.argmax(phi)]))
-        chance.append(float(gold.mean()))
-        aucs.append(auc(phi, gold))
-        if case.n > 2 and truth.std() > 0 and phi.std() > 0:
-            spearman.append(rank_correlation(phi, truth))
-            pearson.append(float(np.corrcoef(phi, truth)[0, 1]))
-        full = case.table[-1]
-        rmse.append(float(np.sqrt(np.mean((phi - truth) ** 2))))
-        if full > 0:
-            efficiency.append(float(phi.sum() / full))
-        for c in CLASSES:
-            by_class[c] += phi[classes == c].tolist()
-        wrong, filler = phi[classes == "wrong"], phi[classes == "filler"]
-        below += (wrong[:, None] < filler[None, :]).ravel().tolist()
-        scored.append(n_scored)
-    return {
-        "estimator": name, "top1_gold": np.mean(top1), "chance": np.mean(chance), "auc_gold": np.nanmean(aucs),
-        **{f"mean_{c}": float(np.mean(v)) for c, v in by_class.items()},
-        "wrong_below_filler": float(np.mean(below)), "spearman_vs_exact": float(np.mean(spearman)),
-        "pearson_vs_exact": float(np.mean(pearson)), "rmse_vs_exact": float(np.mean(rmse)),
-        "sum_phi_over_v_N": float(np.mean(efficiency)), "coalitions": float(np.mean(scored)),
-    }
+@dataclass(frozen=True)
+class CaseScore:
+    """One estimator on one answer: what the table averages (NaN where undefined)."""
+
+    top1_gold: float
+    chance: float
+    auc_gold: float
+    spearman: float
+    pearson: float
+    rmse: float
+    efficiency: float
+    class_sums: dict[str, float]
+    class_counts: dict[str, int]
+    wrong_below_filler: int  # (wrong, filler) pairs with the wrong phrase credited lower
+    wrong_filler_pairs: int
+    coalitions: int
+
+
+def score_case(phi: np.ndarray, truth: np.ndarray, case: Case, n_scored: int) -> CaseScore:
+    classes = np.array(case.classes)
+    gold = classes == "gold"
+    defined = case.n > 2 and truth.std() > 0 and phi.std() > 0
+    wrong, filler = phi[classes == "wrong"], phi[classes == "filler"]
+    full = case.table[-1]
+    return CaseScore(
+        top1_gold=float(gold[np.argmax(phi)]), chance=float(gold.mean()), auc_gold=auc(phi, gold),
+        spearman=rank_correlation(phi, truth) if defined else float("nan"),
+        pearson=float(np.corrcoef(phi, truth)[0, 1]) if defined else float("nan"),
+        rmse=float(np.sqrt(np.mean((phi - truth) ** 2))),
+        efficiency=float(phi.sum() / full) if full > 0 else float("nan"),
+        class_sums={c: float(phi[classes == c].sum()) for c in CLASSES},
+        class_counts={c: int((classes == c).sum()) for c in CLASSES},
+        wrong_below_filler=int((wrong[:, None] < filler[None, :]).sum()), wrong_filler_pairs=len(wrong) * len(filler),
+        coalitions=n_scored,
+    )
+
+
+def summary(scores: Sequence[CaseScore], rows: np.ndarray) -> dict[str, float]:
+    """The table's figures over the answers ``rows`` (indices into ``scores``, repeats allowed)."""
+    picked = [scores[i] for i in rows]
+
+    def mean(name: str) -> float:
+        values = np.array([getattr(s, name) for s in picked], dtype=np.float64)
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+    out = {name: mean(name) for name in ("top1_gold", "chance", "auc_gold", "spearman", "pearson", "rmse",
+                                         "efficiency", "coalitions")}
+    for c in CLASSES:
+        count = sum(s.class_counts[c] for s in picked)
+        out[f"mean_{c}"] = sum(s.class_sums[c] for s in picked) / count if count else float("nan")
+    pairs = sum(s.wrong_filler_pairs for s in picked)
+    out["wrong_below_filler"] = sum(s.wrong_below_filler for s in picked) / pairs if pairs else float("nan")
+    return out
+
+
+# Figures with a 95% interval: a bootstrap over answers, the same resamples for every
+# estimator, so "minus exact" intervals are paired.
+INTERVAL_FIGURES = ("top1_gold", "auc_gold", "mean_wrong", "wrong_below_filler", "spearman", "rmse")
+BOOTSTRAP = 1000
+
+
+def faithfulness(cases: Sequence[Case], seed: int) -> list[dict[str, Any]]:
+    """One table row per estimator: means over the answers, 95% bootstrap intervals, and
+    the paired interval of each figure minus exact Shapley's."""
+    truths = [exact_shapley(case.table) for case in cases]
+    scores = {}
+    for name, run in ESTIMATORS.items():
+        scores[name] = []
+        for index, (case, truth) in enumerate(zip(cases, truths)):
+            phi, n_scored = run(case, seed + index)
+            scores[name].append(score_case(phi, truth, case, n_scored))
+    resamples = np.random.default_rng(seed).integers(0, len(cases), size=(BOOTSTRAP, len(cases)))
+    everyone = np.arange(len(cases))
+    exact_name = "exact Shapley (every subset)"
+    exact_boot = [summary(scores[exact_name], rows) for rows in resamples]
+    table = []
+    for name in ESTIMATORS:
+        row: dict[str, Any] = {"estimator": name, **summary(scores[name], everyone)}
+        boot = [summary(scores[name], rows) for rows in resamples]
+        for figure in INTERVAL_FIGURES:
+            values = np.array([b[figure] for b in boot])
+            gaps = values - np.array([b[figure] for b in exact_boot])
+            row[f"{figure}_ci"] = [float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))]
+            row[f"{figure}_minus_exact_ci"] = [float(np.nanpercentile(gaps, 2.5)), float(np.nanpercentile(gaps, 97.5))]
+        table.append(row)
+    return table
+
+
+def with_interval(rows: Sequence[dict[str, Any]], figure: str) -> list[dict[str, Any]]:
+    """``rows`` with ``figure`` printed as ``value [low, high]``."""
+    return [row | {figure: f"{row[figure]:.3f} [{row[figure + '_ci'][0]:.3f}, {row[figure + '_ci'][1]:.3f}]"}
+            for row in rows]
 
 
 # ------------------------------------------------------------------ redistribution
@@ -442,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cases = [Case(a, s, c, sample, t) for (a, s, c, sample), t in zip(answers, tables)]
     print(f"{len(cases)} answers of {np.mean([c.n for c in cases]):.1f} phrases; every subset scored "
           f"({sum(len(t) for t in tables)} coalitions) in {time.perf_counter() - started:.0f}s", flush=True)
-    table = [faithfulness(name, cases, args.seed) for name in ESTIMATORS]
+    table = faithfulness(cases, args.seed)
     spread = [row for estimator in ("spec", "stratified") for row in redistribution(cases, estimator, args.seed)]
     long_answers = [a for a in build_answers(rows[len(answers) * 2:], 4 * args.variance_answers, LONG, rng, (8, 11),
                                              (3, 4)) if len(a[1]) == LONG][: args.variance_answers]
@@ -452,10 +515,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if variance:
         plot_variance(variance, plot)
 
-    print_table("Faithfulness of segment credit (mean over answers)", table,
+    shown = table
+    for figure in ("wrong_below_filler", "rmse"):
+        shown = with_interval(shown, figure)
+    print_table("Faithfulness of segment credit (mean over answers; [95% bootstrap interval over answers])", shown,
                 ["estimator", "top1_gold", "chance", "auc_gold", "mean_gold", "mean_wrong", "mean_filler",
-                 "wrong_below_filler", "spearman_vs_exact", "pearson_vs_exact", "rmse_vs_exact", "sum_phi_over_v_N",
-                 "coalitions"])
+                 "wrong_below_filler", "spearman", "pearson", "rmse", "efficiency", "coalitions"])
     print_table("Redistribution: token advantages of wrong minus filler phrases", spread,
                 ["estimator", "mode", "wrong_minus_filler_good", "wrong_minus_filler_bad", "wrong_below_filler_good",
                  "wrong_below_filler_bad", "corr_advantage_class"])

@@ -28,18 +28,21 @@ def test_every_estimator_has_a_row(small_run: tuple[dict, Path]) -> None:
     assert list(rows) == list(credit_truth.ESTIMATORS)
     assert result["answers"] >= 8
     exact = rows["exact Shapley (every subset)"]
-    assert exact["spearman_vs_exact"] == pytest.approx(1.0) and exact["rmse_vs_exact"] == pytest.approx(0.0, abs=1e-12)
+    assert exact["spearman"] == pytest.approx(1.0) and exact["rmse"] == pytest.approx(0.0, abs=1e-12)
+    assert exact["rmse_minus_exact_ci"] == pytest.approx([0.0, 0.0], abs=1e-12)
     # Efficient by construction: exact Shapley and the stratified estimator sum to v(N) − v(∅) = v(N)
     # (an empty query scores 0); the spec estimator does not renormalise.
-    assert exact["sum_phi_over_v_N"] == pytest.approx(1.0)
-    assert rows["stratified (windows <= 8)"]["sum_phi_over_v_N"] == pytest.approx(1.0)
-    assert rows["spec §5 (windows <= 8)"]["sum_phi_over_v_N"] < 0.95
+    assert exact["efficiency"] == pytest.approx(1.0)
+    assert rows["stratified (windows <= 8)"]["efficiency"] == pytest.approx(1.0)
+    assert rows["spec §5 (windows <= 8)"]["efficiency"] < 0.95
     # Equal budget: the subset rows score what the window plan scores.
     spec = rows["spec §5 (windows <= 8)"]["coalitions"]
     for name in ("subsets, p = ½ (equal budget)", "subsets, kernel sizes (equal budget)"):
         assert rows[name]["coalitions"] == pytest.approx(spec)
     for row in rows.values():
         assert 0.0 <= row["top1_gold"] <= 1.0 and 0.0 < row["chance"] < 1.0
+        low, high = row["wrong_below_filler_ci"]
+        assert low <= row["wrong_below_filler"] <= high
 
 
 def test_redistribution_rows_cover_the_modes(small_run: tuple[dict, Path]) -> None:
