@@ -399,11 +399,23 @@ def redistribution(cases: Sequence[Case], estimator: str, seed: int) -> list[dic
             "mode": label, "estimator": estimator,
             "wrong_minus_filler_good": float(np.mean(gaps["good"])),
             "wrong_minus_filler_bad": float(np.mean(gaps["bad"])),
+            "wrong_minus_filler_good_ci": mean_interval(gaps["good"], seed),
+            "wrong_minus_filler_bad_ci": mean_interval(gaps["bad"], seed),
+            "responses_good": len(gaps["good"]), "responses_bad": len(gaps["bad"]),
             "wrong_below_filler_good": float(np.mean(np.array(gaps["good"]) < 0)),
             "wrong_below_filler_bad": float(np.mean(np.array(gaps["bad"]) < 0)),
             "corr_advantage_class": float(np.corrcoef(advantages_all, classes_all)[0, 1]),
         })
     return rows
+
+
+def mean_interval(values: Sequence[float], seed: int) -> list[float]:
+    """95% bootstrap interval of the mean of ``values`` (resampled responses)."""
+    data = np.asarray(values, dtype=np.float64)
+    if not len(data):
+        return [float("nan"), float("nan")]
+    means = data[np.random.default_rng(seed).integers(0, len(data), size=(BOOTSTRAP, len(data)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def phrase_advantages(table: np.ndarray, n: int, advantage: float, mode: str, invert: bool, estimator: str,
