@@ -35,7 +35,12 @@ import numpy as np
 
 from ospo_fast.attribution.attribute import ScoredCoalitions, owen_of_masks, score_coalitions
 from ospo_fast.attribution.config import OwenConfig
-from ospo_fast.ops.credit import redistribute_batch, token_advantages_batch, token_credit_batch
+from ospo_fast.ops.credit import (
+    redistribute_batch,
+    require_signed_arguments,
+    token_advantages_batch,
+    token_credit_batch,
+)
 from ospo_fast.ops.device import is_tensor, to_numpy
 from ospo_fast.types import AnswerFormat, RedistributionMode, check_choice
 from ospo_fast.reward.answer import answer_token_masks, extract_answer
@@ -229,15 +234,9 @@ def step_token_advantages(
 def _credit_scales(mode: RedistributionMode, credit_scale: Any | None, n_rows: int, invert_negative: bool
                    ) -> np.ndarray | None:
     """Mode signed's ``[B]`` float64 scales, checked here so that a bad one fails before any scoring."""
+    require_signed_arguments(mode, credit_scale, invert_negative)
     if mode != "signed":
-        if credit_scale is not None:
-            raise ValueError("credit_scale only applies to mode 'signed'")
         return None
-    if credit_scale is None:
-        raise ValueError("mode 'signed' needs credit_scale [B] (advantage units per unit of credit; "
-                         "ospo_fast.ops.grpo.group_advantage_scales gives GRPO's)")
-    if invert_negative:
-        raise ValueError("invert_negative does not apply to mode 'signed' (its credit already pushes down what hurt)")
     scales = np.asarray(to_numpy(credit_scale), dtype=np.float64).reshape(-1)  # [B]
     if scales.shape != (n_rows,):
         raise ValueError(f"credit_scale must be [B] = [{n_rows}], got {scales.shape}")

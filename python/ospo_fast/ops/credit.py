@@ -181,7 +181,8 @@ def require_signed_arguments(mode: RedistributionMode, credit_scale: Any | None,
     if mode != "signed" and credit_scale is not None:
         raise ValueError("credit_scale only applies to mode 'signed'")
     if mode == "signed" and credit_scale is None:
-        raise ValueError("mode 'signed' needs credit_scale (advantage units per unit of credit)")
+        raise ValueError("mode 'signed' needs credit_scale [B] (advantage units per unit of credit; "
+                         "ospo_fast.ops.grpo.group_advantage_scales gives GRPO's)")
     if mode == "signed" and invert_negative:
         raise ValueError("invert_negative does not apply to mode 'signed' (its credit already pushes down what hurt)")
 
