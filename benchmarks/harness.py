@@ -49,16 +49,36 @@ def measure(name: str, fn: Callable[[], Any], *, repeats: int, warmup: int = 1) 
 
 
 def git_commit() -> str:
+    """The checkout's short commit, with ``+dirty`` when tracked files differ from it."""
+    here = Path(__file__).parent
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
-        ).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                                cwd=here).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, check=True, cwd=here).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{commit}+dirty" if changed else commit
+
+
+# CPU features that change which kernels run or how fast (the screened NDCG needs AVX512-BF16).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_facts() -> dict[str, Any]:
+    """The CPU model and the flags in ``CPU_FLAGS`` it has (from /proc/cpuinfo; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"cpu_model": platform.processor() or None, "cpu_flags": {}}
+    fields = dict(line.split(":", 1) for line in text.splitlines()[:40] if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {"cpu_model": fields.get("model name"), "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS}}
 
 
 def machine_facts() -> dict[str, Any]:
-    """What a reader needs to compare runs: CPU, cores, versions, commit."""
+    """What a reader needs to compare runs: CPU model and flags, cores, versions, commit."""
     versions = {}
     for package in ("ospo_fast", "numpy", "torch", "faiss-cpu", "sentence-transformers", "onnxruntime", "triton"):
         try:
@@ -73,10 +93,13 @@ def machine_facts() -> dict[str, Any]:
             gpu = torch.cuda.get_device_name(0)
     except ImportError:
         pass
+    from ospo_fast.ops.ndcg import screen_supported
+
     return {
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.uname().processor,
+        **cpu_facts(),
         "cpu_count": os.cpu_count(),
+        "screened_ndcg_kernel": screen_supported(),
         "python": platform.python_version(),
         "gpu": gpu,
         "git_commit": git_commit(),
@@ -131,6 +154,26 @@ class Threads:
     faiss_batched: int = 1
     blas_core: int = 1
     measured: dict[str, dict[int, float]] | None = None
+
+    @property
+    def of_loop(self) -> str:
+        """The threads the published-shape loop ran with."""
+        return f"torch {self.torch_single}, faiss {self.faiss_single}"
+
+    @property
+    def of_cpu(self) -> str:
+        """The threads ospo_fast's CPU step ran with (the encoder, and BLAS plus the native core)."""
+        return f"onnx {self.onnx}, BLAS/core {self.blas_core}"
+
+    def of_kernel(self, kernel: str) -> str:
+        """The threads a kernel table row ran with, by the library it times."""
+        if "faiss" in kernel:
+            return f"faiss {self.faiss_batched}"
+        if kernel.startswith("GPU"):
+            return "device"
+        if "tokenizer" in kernel or "reference.py" in kernel:
+            return "1 (Python)"
+        return f"BLAS/core {self.blas_core}"
 
 
 def set_torch_threads(n: int) -> None:

@@ -257,7 +257,7 @@ def device_rows(args: argparse.Namespace, env: Setup, cpu_runs: dict[tuple[int, 
                 base = loop_step_s.get((n_responses, m)) if n_products == args.n_products else None
                 rows.append(step_row(f"ospo_fast {device.type} ({args.backend})", n_products, n_responses, m,
                                      result.n_coalitions, timing, base, evaluator.last_stats, stages,
-                                     "measured on the whole step"))
+                                     "measured on the whole step", "host: as the CPU row"))
                 cpu = cpu_runs.get((n_responses, m)) if n_products == args.n_products else None
                 if cpu is not None:
                     checks[f"device_vs_cpu_B{n_responses}_M{m}"] = compare_steps(result, cpu.result, step)
@@ -289,9 +289,10 @@ def compare_steps(device: StepAdvantages, cpu: StepAdvantages, step: Step) -> di
 
 
 def step_row(name: str, n_products: int, n_responses: int, m: int, n_coalitions: int, timing: Timing,
-             loop_s: float | None, stats: Any, stages: dict[str, float], note: str) -> dict[str, Any]:
+             loop_s: float | None, stats: Any, stages: dict[str, float], note: str, threads: str) -> dict[str, Any]:
     return {
-        "implementation": name, "products": n_products, "B": n_responses, "M": m, "K": n_coalitions,
+        "implementation": name, "threads": threads, "products": n_products, "B": n_responses, "M": m,
+        "K": n_coalitions,
         "unique_texts": getattr(stats, "n_unique_texts", None), "encoder_path": getattr(stats, "encoder", None),
         "p20_s": timing.p20, "p50_s": timing.p50, "p80_s": timing.p80,
         "responses_per_s": n_responses / timing.p50, "coalitions_per_s": n_coalitions / timing.p50,
@@ -300,7 +301,8 @@ def step_row(name: str, n_products: int, n_responses: int, m: int, n_coalitions:
     }
 
 
-def loop_row(n_products: int, n_responses: int, m: int, n_coalitions: int, loop: LoopResult) -> dict[str, Any]:
+def loop_row(n_products: int, n_responses: int, m: int, n_coalitions: int, loop: LoopResult, threads: str
+             ) -> dict[str, Any]:
     """Extrapolated per coalition: the median over timed responses of seconds per coalition, times K."""
     per_coalition = float(np.median(loop.response_s / np.maximum(loop.n_coalitions, 1)))
     step_s = per_coalition * n_coalitions
@@ -311,7 +313,7 @@ def loop_row(n_products: int, n_responses: int, m: int, n_coalitions: int, loop:
     note = (f"timed on {n_timed} responses ({int(loop.n_coalitions.sum())} coalitions), "
             f"extrapolated per coalition (median)")
     row = step_row("loop (published shape)", n_products, n_responses, m, n_coalitions, timing, step_s, None, stages,
-                   note)
+                   note, threads)
     row["p20_s"] = row["p80_s"] = None
     return row
 
@@ -405,13 +407,13 @@ def run_steps(args: argparse.Namespace, env: Setup, threads: Threads
             if loop is not None:
                 n_coalitions = run.result.n_coalitions if run else int(coalition_plan(
                     np.array([len(segmenter(a)) for a in step.answers]), args.w_max, m, seed=args.seed)[0][-1])
-                rows.append(loop_row(args.n_products, b, m, n_coalitions, loop))
+                rows.append(loop_row(args.n_products, b, m, n_coalitions, loop, threads.of_loop))
                 loop_s = rows[-1]["p50_s"]
                 if run:
                     checks[f"loop_vs_cpu_B{b}_M{m}"] = check_against_loop(loop, run.result, step)
             if run:
                 rows.append(step_row("ospo_fast CPU", args.n_products, b, m, run.result.n_coalitions, run.timing,
-                                     loop_s, run.stats, run.stages, "measured on the whole step"))
+                                     loop_s, run.stats, run.stages, "measured on the whole step", threads.of_cpu))
             print(f"  B={b} M={m} done ({time.perf_counter() - started:.0f}s)", flush=True)
     return rows, checks, fast
 
@@ -469,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             kernels.insert(0, ndcg_kernel_rows(env.reward, env.evaluator.encoder, env.faiss_index, step, run.result,
                                                args.repeats))
         for rows_of, kernel_checks in kernels:
-            kernel_table += rows_of
+            kernel_table += [row | {"threads": threads.of_kernel(row["kernel"])} for row in rows_of]
             checks |= kernel_checks
 
     targets = target_report(rows, kernel_table, headline, args)
@@ -573,8 +575,8 @@ def report(args: argparse.Namespace, e2e_rows: list[dict[str, Any]], ablation_ro
     mode = "quick" if args.quick else "full"
     print_table(
         f"One RL step end to end ({mode}; p50 s of {args.repeats} repeats, speedup vs the loop)", e2e_rows,
-        ["implementation", "products", "B", "M", "K", "unique_texts", "p50_s", "responses_per_s", "coalitions_per_s",
-         "speedup_vs_loop", "note"],
+        ["implementation", "threads", "products", "B", "M", "K", "unique_texts", "p50_s", "responses_per_s",
+         "coalitions_per_s", "speedup_vs_loop", "note"],
     )
     print_table("Stage breakdown (median s per step; the loop's scaled from its timed responses)", e2e_rows,
                 ["implementation", "B", "M", *(f"stage_{s}_s" for s in STAGES)])
@@ -584,7 +586,7 @@ def report(args: argparse.Namespace, e2e_rows: list[dict[str, Any]], ablation_ro
                     ablation_rows, ["variant", "encoder_path", "texts_encoded", "p50_s", "speedup_vs_previous",
                                     "speedup_vs_batched_torch", "speedup_vs_loop_v"])
     if kernel_table:
-        print_table("Kernels (p50 s)", kernel_table, ["kernel", "shape", "p50_s", "ratio", "ratio_to"])
+        print_table("Kernels (p50 s)", kernel_table, ["kernel", "threads", "shape", "p50_s", "ratio", "ratio_to"])
     print("\nchecks: " + "; ".join(f"{name} = {value}" for name, value in checks.items()))
     for name, target in targets.items():
         print(f"target {name}: {target}")

@@ -16,6 +16,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import owen_throughput  # noqa: E402
+import perf_table  # noqa: E402
 import published_loop  # noqa: E402
 import workload  # noqa: E402
 
@@ -68,6 +69,21 @@ def test_quick_run_writes_json_and_csv(quick_run: tuple[dict, Path]) -> None:
     assert len(saved["rows"]) == 2
     header = (out / "smoke.csv").read_text().splitlines()[0].split(",")
     assert {"implementation", "p50_s", "responses_per_s", "coalitions_per_s", "stage_encode_s"} <= set(header)
+
+
+def test_results_carry_what_the_readme_table_quotes(quick_run: tuple[dict, Path]) -> None:
+    # Threads of each side, the CPU model and flags, the commit: the table is rebuilt from them.
+    _, out = quick_run
+    result = json.loads((out / "smoke.json").read_text())
+    machine = result["machine"]
+    assert machine["cpu_count"] and "avx512_bf16" in machine["cpu_flags"] and machine["git_commit"]
+    assert isinstance(machine["screened_ndcg_kernel"], bool)
+    assert all(row["threads"] for row in result["rows"] + result["kernels"])
+    block = perf_table.table([result] * perf_table.MIN_RUNS)
+    assert "3 separate runs" in block and machine["git_commit"] in block
+    assert block.count("\n| ") == len(perf_table.FIGURES) + 1  # a header, then one line per figure
+    readme = f"intro\n{perf_table.START}\nold\n{perf_table.END}\nrest"
+    assert perf_table.with_table(readme, block) == f"intro\n{perf_table.START}\n{block}\n{perf_table.END}\nrest"
 
 
 def test_min_segments_reaches_the_budget() -> None:
