@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from ospo_fast.data import vocabulary as vocab
@@ -76,3 +76,12 @@ def target_of(row: Mapping[str, Any], catalog_row: Mapping[str, Any]) -> tuple[d
     """``(product attributes, targeted attribute names)`` of a world query row and its target's catalog row."""
     product = {a: str(catalog_row[a]) for a in vocab.ATTRIBUTES}
     return product, list(json.loads(row["target_attributes"]))
+
+
+def answer_phrase_classes(
+    answer: str, row: Mapping[str, Any], catalog_row: Mapping[str, Any],
+    segmenter: Callable[[str], Sequence[tuple[int, int]]],
+) -> list[PhraseClass]:
+    """The class of each phrase ``segmenter`` cuts ``answer`` into, for the target of world query ``row``."""
+    product, targeted = target_of(row, catalog_row)
+    return [phrase_class(answer[start:end], product, targeted) for start, end in segmenter(answer)]

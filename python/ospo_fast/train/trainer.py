@@ -599,7 +599,9 @@ class Trainer:
 
         tick = time.perf_counter()
         update = self.policy_update(rollout, token_adv)
-        timings["time/update"] = time.perf_counter() - tick
+        # The policy's forward (log-probs) apart from the backward and the optimiser step.
+        timings["time/logprobs"] = update.pop("time_logprobs")
+        timings["time/update"] = time.perf_counter() - tick - timings["time/logprobs"]
         timings["time/step"] = time.perf_counter() - started
 
         text_stats = {k: float(v.mean()) for k, v in text_statistics(rollout.texts).items()}
@@ -651,15 +653,19 @@ class Trainer:
         if self.world_size > 1:
             counts = self.accelerator.reduce(counts, reduction="sum")
         total_tokens, total_sequences = (counts / self.world_size).tolist()
+        tick = time.perf_counter()
         old = self._frozen_logprobs(rollout, chunks, reference=False) if cfg.mu > 1 else None
         ref = self._frozen_logprobs(rollout, chunks, reference=True) if cfg.beta > 0 else None
+        logprob_s = time.perf_counter() - tick
         sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "ratio": 0.0, "grad_norm": 0.0}
         self.model.train()
         for _ in range(cfg.mu):
             for i, rows in enumerate(chunks):
                 sync = i == len(chunks) - 1
                 with contextlib.nullcontext() if sync else self.accelerator.no_sync(self.model):
+                    tick = time.perf_counter()
                     logprobs, columns = self._logprobs(self.model, rollout, rows)  # [b, t]
+                    logprob_s += time.perf_counter() - tick
                     mask = rollout.completion_mask[rows, columns].to(device)
                     loss, stats = ppo_clip_loss(
                         logprobs,
@@ -680,7 +686,7 @@ class Trainer:
                 for key in ("clip_fraction", "kl", "ratio"):
                     sums[key] += float(stats[key]) * share
             sums["grad_norm"] += self._optimizer_step() / cfg.mu
-        return sums
+        return sums | {"time_logprobs": logprob_s}
 
     # ---------------------------------------------------------------- evaluation and views
 
