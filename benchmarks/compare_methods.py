@@ -11,7 +11,7 @@ retriever and with the retrievers it never saw (the retriever-shift test). Metho
 compared pairwise per query, pooled over seeds, with a bootstrap 95% CI over (seed,
 query). The suite also writes learning curves (``learning_curves*.png``), the steps each
 method took to reach a fraction of the best final reward, the step time split, and, on a
-generated world, the share of harmful phrases (naming a value the target lacks) in the
+generated world, the share of harmful values (a value the target lacks) named in the
 greedy answers.
 
 The suite is resumable: a run whose summary exists is read, not trained again; a run with
@@ -348,7 +348,7 @@ def write_results(
     curve_key = f"greedy/{cfg.retriever}/ndcg@pool"
     targets = learning_curves.steps_to_target(runs, curve_key, args.target_fraction)
     split = learning_curves.step_time_split(runs)
-    harmful = learning_curves.harmful_phrase_shares(cfg, final_files, runs)
+    harmful = learning_curves.harmful_value_shares(cfg, final_files)
     pictures = learning_curves.plot_suite(runs, args.out, retriever=cfg.retriever, ablations=ABLATIONS)
     extra_md = "\n\n".join(part for part in (
         learning_curves.targets_table(targets, args.target_fraction),
@@ -365,7 +365,7 @@ def write_results(
         "config": args.config, "overrides": args.set, "seeds": list(seeds), "commit": commit(),
         "wall_seconds": total, "method_seconds": seconds, "final_eval": results, "table": table,
         "paired": paired, "paired_table": pairs_md, "steps_to_target": targets, "step_time_split": split,
-        "harmful_phrases": harmful, "pictures": [str(p) for p in pictures], "text": text,
+        "harmful_values": harmful, "pictures": [str(p) for p in pictures], "text": text,
     }
     stem = "compare_methods" if total is not None else "compare_methods.tables"
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")

@@ -1,5 +1,5 @@
 """What compare_methods.py reads off its runs besides the final table: learning curves (as
-PNGs), steps to a target reward, the step time split, and the share of harmful phrases.
+PNGs), steps to a target reward, the step time split, and the share of harmful values named.
 
 Everything here is read from the files each run leaves (``metrics.jsonl`` and the
 per-query evaluation files), so the figures can be rebuilt without training.
@@ -99,11 +99,10 @@ def step_time_split(runs: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict
     return split
 
 
-def harmful_phrase_shares(
-    cfg: Any, final_files: Mapping[str, Mapping[int, Path]], runs: Mapping[str, Mapping[int, Mapping[str, Any]]]
-) -> dict[str, dict[str, float]]:
-    """Per method, over its seeds' final greedy answers: the share of phrases that are wrong
-    (name a value the target product lacks), that are gold, and of answers with a wrong one.
+def harmful_value_shares(cfg: Any, final_files: Mapping[str, Mapping[int, Path]]) -> dict[str, dict[str, float | None]]:
+    """Per method, over its seeds' final greedy answers: of the catalog values the answers
+    name, the share that are wrong (a value the target product lacks: harmful) and gold (a
+    value the shopper asked for), and the share of answers that name a wrong one.
 
     Read against the generated world's ground truth (:mod:`ospo_fast.data.truth`); empty for
     a world from ``world_dir``, which carries no vocabulary to judge by.
@@ -112,16 +111,14 @@ def harmful_phrase_shares(
         return {}
     import json
 
-    from ospo_fast.attribution import get_segmenter
     from ospo_fast.data import generate_world
-    from ospo_fast.data.truth import answer_phrase_classes
+    from ospo_fast.data.truth import answer_value_classes
     from ospo_fast.train.trainer import generated_world_config
 
     world = generate_world(generated_world_config(cfg))
     rows = {row["query_id"]: row for row in world.test()}
     catalog = world.catalog.set_index("product_id", drop=False)
-    segmenter = get_segmenter("phrase", cover_all_words=True)
-    shares = {}
+    shares: dict[str, dict[str, float | None]] = {}
     for method, by_seed in final_files.items():
         classes: list[list[str]] = []
         for path in by_seed.values():
@@ -129,15 +126,15 @@ def harmful_phrase_shares(
             for record in payload.get("queries", []):
                 row = rows[record["query_id"]]
                 for answer in record["greedy_answers"]:
-                    classes.append(answer_phrase_classes(answer, row, catalog.loc[row["target_item_id"]], segmenter))
-        phrases = [c for answer in classes for c in answer]
-        # None where there is nothing to share out (no answer, or only empty ones).
+                    classes.append(answer_value_classes(answer, row, catalog.loc[row["target_item_id"]]))
+        values = [c for answer in classes for c in answer]
+        # None where there is nothing to share out (no answer, or none naming a value).
         shares[method] = {
             "answers": float(len(classes)),
-            "wrong_phrase_share": phrases.count("wrong") / len(phrases) if phrases else None,
-            "gold_phrase_share": phrases.count("gold") / len(phrases) if phrases else None,
-            "answers_with_a_wrong_phrase": float(np.mean([("wrong" in a) for a in classes])) if classes else None,
-            "phrases_per_answer": len(phrases) / len(classes) if classes else None,
+            "wrong_value_share": values.count("wrong") / len(values) if values else None,
+            "gold_value_share": values.count("gold") / len(values) if values else None,
+            "answers_with_a_wrong_value": float(np.mean([("wrong" in a) for a in classes])) if classes else None,
+            "values_per_answer": len(values) / len(classes) if classes else None,
         }
     return shares
 
@@ -171,19 +168,22 @@ def split_table(split: Mapping[str, Mapping[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def harmful_table(shares: Mapping[str, Mapping[str, float]]) -> str:
+def harmful_table(shares: Mapping[str, Mapping[str, float | None]]) -> str:
     if not shares:
         return ""
-    lines = ["Phrases of the final greedy answers, against the world's ground truth:", "",
-             "| method | answers | wrong-phrase share | gold-phrase share | answers with a wrong phrase | phrases/answer |",
+    lines = ["Catalog values the final greedy answers name, against the world's ground truth (wrong = "
+             "the target lacks it: harmful; gold = the shopper asked for it):", "",
+             "| method | answers | wrong-value share | gold-value share | answers naming a wrong value | "
+             "values per answer |",
              "|---|---|---|---|---|---|"]
+
     def cell(value: float | None, digits: int) -> str:
         return "—" if value is None else f"{value:.{digits}f}"
 
     for method, row in shares.items():
-        lines.append(f"| {method} | {row['answers']:.0f} | {cell(row['wrong_phrase_share'], 3)} | "
-                     f"{cell(row['gold_phrase_share'], 3)} | {cell(row['answers_with_a_wrong_phrase'], 3)} | "
-                     f"{cell(row['phrases_per_answer'], 2)} |")
+        lines.append(f"| {method} | {row['answers']:.0f} | {cell(row['wrong_value_share'], 3)} | "
+                     f"{cell(row['gold_value_share'], 3)} | {cell(row['answers_with_a_wrong_value'], 3)} | "
+                     f"{cell(row['values_per_answer'], 2)} |")
     return "\n".join(lines)
 
 

@@ -65,7 +65,7 @@ def test_toy_suite_tables_curves_and_resume(toy_args, tmp_path):
     split = payload["step_time_split"]
     assert split["grpo"]["steps"] == 2 and split["ospo-signed"]["attribution"] > 0
     assert split["grpo"]["log-probs"] > 0 and split["grpo"]["step"] >= split["grpo"]["generate"]
-    harmful = payload["harmful_phrases"]
+    harmful = payload["harmful_values"]
     assert set(harmful) == {"sft", "grpo", "ospo-signed"}
     assert all(row["answers"] == 4 for row in harmful.values())  # a random policy writes no answer to judge
     assert (out / "learning_curves.png").stat().st_size > 10_000
@@ -100,7 +100,7 @@ def test_every_method_is_a_valid_config():
         ("grpo", "sft"), ("ospo-prop/w2", "sft"), ("ospo-prop/w2", "grpo")]
 
 
-def test_harmful_phrase_shares_read_the_world_truth(tmp_path):
+def test_harmful_value_shares_read_the_world_truth(tmp_path):
     import learning_curves
 
     from ospo_fast.train.config import load_config
@@ -121,7 +121,8 @@ def test_harmful_phrase_shares_read_the_world_truth(tmp_path):
         write_per_query(path, [row["query_id"]], {"greedy/bm25/ndcg@pool": [0.0]},
                         queries=[{"query_id": row["query_id"], "greedy_answers": [answer]}])
         files[name] = {0: path}
-    shares = learning_curves.harmful_phrase_shares(cfg, files, {})
-    assert shares["gold"]["wrong_phrase_share"] == 0 and shares["gold"]["gold_phrase_share"] > 0
-    assert shares["harmful"]["answers_with_a_wrong_phrase"] == 1
-    assert 0 < shares["harmful"]["wrong_phrase_share"] < 1
+    shares = learning_curves.harmful_value_shares(cfg, files)
+    assert shares["gold"]["wrong_value_share"] == 0 and shares["gold"]["gold_value_share"] > 0
+    assert shares["harmful"]["answers_with_a_wrong_value"] == 1
+    assert 0 < shares["harmful"]["wrong_value_share"] < 1
+    assert shares["harmful"]["values_per_answer"] == shares["gold"]["values_per_answer"] + 1

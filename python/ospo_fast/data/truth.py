@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from ospo_fast.data import vocabulary as vocab
@@ -78,10 +78,12 @@ def target_of(row: Mapping[str, Any], catalog_row: Mapping[str, Any]) -> tuple[d
     return product, list(json.loads(row["target_attributes"]))
 
 
-def answer_phrase_classes(
-    answer: str, row: Mapping[str, Any], catalog_row: Mapping[str, Any],
-    segmenter: Callable[[str], Sequence[tuple[int, int]]],
-) -> list[PhraseClass]:
-    """The class of each phrase ``segmenter`` cuts ``answer`` into, for the target of world query ``row``."""
+
+def answer_value_classes(answer: str, row: Mapping[str, Any], catalog_row: Mapping[str, Any]) -> list[PhraseClass]:
+    """The class of each catalog value ``answer`` names, in order, for the target of world query ``row``.
+
+    Each name counts on its own, so "brown wall art" gives a wrong colour and a gold product
+    type; a phrase segmenter would often return the whole answer as one phrase.
+    """
     product, targeted = target_of(row, catalog_row)
-    return [phrase_class(answer[start:end], product, targeted) for start, end in segmenter(answer)]
+    return [phrase_class(match.group(1), product, targeted) for match in _matcher().finditer(answer.lower())]
