@@ -63,7 +63,8 @@ def mean_curve(by_seed: Mapping[int, Mapping[str, Any]], key: str) -> tuple[list
 
 
 def steps_to_target(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], key: str, fraction: float) -> dict[str, Any]:
-    """The first eval step at which each RL method's seed-mean ``key`` reaches ``fraction`` × the best final one.
+    """The first eval step at which each RL method's seed-mean ``key`` reaches ``fraction`` × the best final one
+    (best among the methods run on the most seeds).
 
     Each seed's own first step is given too (against the same target), None where it was never reached.
     """
@@ -72,7 +73,9 @@ def steps_to_target(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], key: st
     if not curves:
         return {}
     finals = {m: float(values[:, -1].mean()) for m, (_, values) in curves.items()}
-    best = max(finals, key=finals.get)
+    # Only a method run on every seed may set the target: a one-seed ablation's mean is not comparable.
+    most_seeds = max(len(runs[m]) for m in curves)
+    best = max((m for m in curves if len(runs[m]) == most_seeds), key=finals.get)
     target = fraction * finals[best]
 
     def first(steps: Sequence[int], values: np.ndarray) -> int | None:
@@ -197,7 +200,8 @@ def _train_curve(by_seed: Mapping[int, Mapping[str, Any]], key: str) -> tuple[np
 def plot_suite(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], out: Path, *, retriever: str,
                ablations: Sequence[str]) -> list[Path]:
     """``learning_curves.png`` (the methods) and ``learning_curves_ablations.png`` (the ablations,
-    with OSPO-PROP for reference): the seed mean as a line, the seeds' range as a band."""
+    with OSPO-PROP for reference, over the seeds they share): the seed mean as a line, the
+    seeds' range as a band."""
     from ospo_fast.train.plots import _pyplot
 
     key = f"greedy/{retriever}/ndcg@pool"
@@ -206,12 +210,18 @@ def plot_suite(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], out: Path, *
         "learning_curves_ablations.png": [m for m in runs if m in ablations or (m == "ospo-prop" and any(
             a in runs for a in ablations))],
     }
+    if "ospo-prop/w8" in groups["learning_curves_ablations.png"]:
+        groups["learning_curves_ablations.png"].remove("ospo-prop")  # the same runs when w_max = 8
     plt = _pyplot()
     written = []
     for name, methods in groups.items():
         methods = [m for m in methods if runs[m]]
         if not methods:
             continue
+        if name == "learning_curves_ablations.png":
+            # Ablations may run on fewer seeds: every line of this picture is over the seeds they share.
+            shared = set.intersection(*(set(runs[m]) for m in methods))
+            runs = {**runs, **{m: {seed: runs[m][seed] for seed in sorted(shared)} for m in methods}}
         fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.6))
         for ax, (title, kind, metric) in zip(axes, CURVE_PANELS):
             for method in methods:
