@@ -233,6 +233,14 @@ def markdown_table(results: Mapping[str, Mapping[int, dict[str, float]]], cols: 
     return "\n".join(lines)
 
 
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as config overrides, each value as its key's type."""
+    from ospo_fast.train.config import parse_value
+
+    pairs = [item.partition("=") for item in items]
+    return {key.strip(): parse_value(key.strip(), text) for key, _, text in pairs}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="default", help="a packaged config name or a TOML file")
@@ -258,13 +266,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    from ospo_fast.train.config import load_config, parse_value
+    from ospo_fast.train.config import load_config
     from ospo_fast.train.paired import per_query_path
 
-    base = {}
-    for item in args.set:
-        key, _, text = item.partition("=")
-        base[key.strip()] = parse_value(key.strip(), text)
+    base = parse_sets(args.set)
     cfg = load_config(args.config, base)
     chosen = args.methods or list(SUITES[args.suite])
     order = [m for m in METHODS if m in chosen]

@@ -42,13 +42,12 @@ def test_toy_suite_tables_curves_and_resume(toy_args, tmp_path):
     out = tmp_path / "suite"
     methods = ["--methods", "sft", "grpo", "ospo-signed", "--seeds", "0", "--out", str(out)]
     # A suite killed in the middle of a run: GRPO has a checkpoint at step 1 and no summary.
-    from ospo_fast.train.config import load_config, parse_value
+    from ospo_fast.train.config import load_config
     from ospo_fast.train.trainer import Trainer
 
     compare_methods.main(["--methods", "sft", "--seeds", "0", "--out", str(out), *toy_args])
     grpo = compare_methods.METHODS["grpo"]
-    overrides = {item.partition("=")[0]: parse_value(item.partition("=")[0], item.partition("=")[2])
-                 for item in toy_args[1::2]}
+    overrides = compare_methods.parse_sets(toy_args[1::2])
     grpo_cfg = load_config("default", compare_methods.method_overrides(grpo, 0, overrides, out))
     Trainer(grpo_cfg).train(max_steps=1)
     assert train_steps(Path(grpo_cfg.output_dir)) == [1]
